@@ -1,0 +1,54 @@
+"""An Authlib auth server with Flask-UCloud-2FA: the integration to copy from.
+
+Run it with ``flask --app example_app run`` after ``flask --app example_app create-user NAME``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.integrations.sqla_oauth2 import create_bearer_token_validator
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_ucloud_2fa import TwoFactor
+
+db = SQLAlchemy()
+require_oauth = ResourceProtector()
+two_factor = TwoFactor(db=db, resource_protector=require_oauth)
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """The app factory.
+
+    Configuration comes, in order, from the defaults below, ``FLASK_*`` environment variables
+    (``FLASK_SQLALCHEMY_DATABASE_URI``, ``FLASK_UCLOUD_2FA_ISSUER``, ...), then ``test_config``.
+    """
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(
+        SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "example.sqlite"),
+        UCLOUD_2FA_ISSUER="Example Auth Server",
+        ACCESS_TOKEN_LIFETIME=3600,
+    )
+    app.config.from_prefixed_env()
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+
+    from . import models
+    from .auth import auth
+    from .cli import create_user
+
+    db.init_app(app)
+    require_oauth.register_token_validator(
+        create_bearer_token_validator(db.session, models.Token)()
+    )
+    two_factor.init_app(app)
+    app.register_blueprint(auth)
+    app.cli.add_command(create_user)
+
+    with app.app_context():
+        db.create_all()
+    return app

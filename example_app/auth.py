@@ -1,0 +1,98 @@
+"""The login route, the completion hook that issues tokens, and a protected resource."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from authlib.integrations.flask_oauth2 import current_token
+from flask import Blueprint
+from flask import current_app
+from flask import jsonify
+from flask import request
+from flask.typing import ResponseReturnValue
+from werkzeug.security import generate_password_hash
+
+from flask_ucloud_2fa import CompletedLogin
+
+from . import db
+from . import require_oauth
+from . import two_factor
+from .models import Token
+from .models import User
+
+auth = Blueprint("auth", __name__)
+
+# Checked against when the user does not exist, so both failures take the same time.
+_DUMMY_HASH = generate_password_hash(secrets.token_urlsafe())
+
+
+@auth.post("/auth/login")
+def login() -> ResponseReturnValue:
+    """``{"username", "password"}`` -> tokens, or ``{"2fa": challengeId}`` when 2FA is on."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not all(
+        isinstance(body.get(key), str) for key in ("username", "password")
+    ):
+        return _error(400, "BAD_REQUEST", "Send a JSON object with username and password.")
+    user = db.session.execute(
+        db.select(User).filter_by(username=body["username"])
+    ).scalar_one_or_none()
+    if user is None:
+        User(password_hash=_DUMMY_HASH).check_password(body["password"])
+        return _error(401, "INVALID_CREDENTIALS", "Incorrect username or password.")
+    if not user.check_password(body["password"]):
+        return _error(401, "INVALID_CREDENTIALS", "Incorrect username or password.")
+    # The first factor passed: the extension decides whether a second one is needed.
+    return two_factor.login(user.id)
+
+
+@two_factor.login_completed
+def issue_tokens(login: CompletedLogin) -> ResponseReturnValue:
+    """Finish a login: the only place the example app issues tokens."""
+    lifetime = current_app.config["ACCESS_TOKEN_LIFETIME"]
+    token = Token(
+        user_id=int(login.user_id),
+        client_id="example-app",
+        token_type="Bearer",
+        access_token=secrets.token_urlsafe(32),
+        refresh_token=secrets.token_urlsafe(48),
+        scope="",
+        issued_at=int(time.time()),
+        expires_in=lifetime,
+        amr=" ".join(login.methods),
+        auth_time=login.auth_time,
+    )
+    db.session.add(token)
+    db.session.commit()
+    return jsonify(
+        {
+            "accessToken": token.access_token,
+            "refreshToken": token.refresh_token,
+            "expiresAt": (token.issued_at + lifetime) * 1000,
+        }
+    )
+
+
+@two_factor.account_name_loader
+def account_name(token: Token) -> str:
+    """The name authenticator apps show next to the issuer."""
+    return token.user.username
+
+
+@auth.get("/api/me")
+@require_oauth()
+def me() -> ResponseReturnValue:
+    """A protected resource: who the token belongs to and how they logged in."""
+    token: Token = current_token
+    return jsonify(
+        {
+            "username": token.user.username,
+            "amr": token.amr.split(),
+            "authTime": token.auth_time,
+        }
+    )
+
+
+def _error(status: int, error_code: str, why: str) -> ResponseReturnValue:
+    return jsonify({"statusCode": status, "why": why, "errorCode": error_code}), status

@@ -1,0 +1,101 @@
+"""The extension's two tables, bound to the integrator's Flask-SQLAlchemy ``db``.
+
+The extension never creates its own ``SQLAlchemy()``: :func:`bind_models` defines the models on
+the ``db`` the integrator passes, once per ``db``, so ``db.create_all()`` and Flask-Migrate see
+them like any other model of the app.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger
+from sqlalchemy import Boolean
+from sqlalchemy import DateTime
+from sqlalchemy import ForeignKey
+from sqlalchemy import Integer
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import declared_attr
+from sqlalchemy.orm import mapped_column
+
+#: Challenge kinds.
+SETUP = "setup"
+LOGIN = "login"
+
+
+class CredentialMixin:
+    """A user's TOTP credential: pending until a setup challenge is answered, then connected.
+
+    One row per user (``user_id`` is unique), so a second setup replaces the pending secret in
+    place and two racing setups cannot create two rows.
+    """
+
+    __tablename__ = "ucloud_2fa_credential"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The integrator's user id, as text, so any id type fits.
+    user_id: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
+    secret: Mapped[str] = mapped_column(String(255), nullable=False)
+    connected: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    connected_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: The last accepted RFC 6238 time step; codes of this step or earlier are refused.
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    def __repr__(self) -> str:
+        # The secret stays out of reprs, and so out of logs and tracebacks.
+        return f"<TwoFactorCredential user_id={self.user_id!r} connected={self.connected}>"
+
+
+class ChallengeMixin:
+    """A pending challenge: the setup of a credential, or the second step of a login.
+
+    Only the SHA-256 of the challenge id is stored, so a copy of the table answers nothing.
+    """
+
+    __tablename__ = "ucloud_2fa_challenge"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    user_id: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    #: JSON the login view passed to the login step, handed back to the completion hook.
+    login_context: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    @declared_attr
+    def credential_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr takes the class
+        return mapped_column(
+            Integer,
+            ForeignKey("ucloud_2fa_credential.id", ondelete="CASCADE"),
+            nullable=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"<TwoFactorChallenge kind={self.kind!r} user_id={self.user_id!r}>"
+
+
+@dataclass(frozen=True)
+class Models:
+    """The concrete model classes bound to one ``db``."""
+
+    Credential: type[CredentialMixin]
+    Challenge: type[ChallengeMixin]
+
+
+_bound: weakref.WeakKeyDictionary[Any, Models] = weakref.WeakKeyDictionary()
+
+
+def bind_models(db: Any) -> Models:
+    """The models on ``db.Model``, defined on the first call for a given ``db``."""
+    models = _bound.get(db)
+    if models is None:
+        credential = type("TwoFactorCredential", (CredentialMixin, db.Model), {})
+        challenge = type("TwoFactorChallenge", (ChallengeMixin, db.Model), {})
+        models = _bound[db] = Models(Credential=credential, Challenge=challenge)
+    return models
