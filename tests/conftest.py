@@ -1,0 +1,166 @@
+"""Fixtures: the example app on SQLite and on PostgreSQL, a fake clock, users with tokens.
+
+PostgreSQL tests use ``UCLOUD_2FA_TEST_POSTGRESQL_URL`` (default: the local server) and run in a
+database of their own, created for the run and dropped after it. Without a reachable server they
+skip with a message, except under ``CI=true``, where a missing server fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyotp
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine
+from sqlalchemy import make_url
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+import example_app
+from example_app import create_app
+from example_app import db as example_db
+from example_app.models import User
+
+POSTGRESQL_URL = os.environ.get(
+    "UCLOUD_2FA_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require_service(reason: str) -> None:
+    """Skip for a missing service on a developer's machine; fail under ``CI=true``."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: nothing may be skipped)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this run, dropped at the end."""
+    admin = create_engine(POSTGRESQL_URL, isolation_level="AUTOCOMMIT")
+    try:
+        connection = admin.connect()
+    except OperationalError as error:
+        admin.dispose()
+        require_service(f"PostgreSQL is not reachable at {POSTGRESQL_URL}: {error.orig}")
+    name = f"ucloud_2fa_test_{secrets.token_hex(6)}"
+    connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRESQL_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.close()
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> str:
+    """Each test that uses the database runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/test.sqlite"
+    url: str = request.getfixturevalue("postgresql_url")
+    return url
+
+
+@dataclass
+class FakeClock:
+    """A clock the tests move by hand; starts 5 s into a TOTP time step."""
+
+    now: float
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock(now=1_800_000_000 - 1_800_000_000 % 30 + 5)
+    monkeypatch.setattr(example_app.two_factor, "clock", fake)
+    return fake
+
+
+@pytest.fixture
+def app(database_url: str, clock: FakeClock, tmp_path: os.PathLike[str]) -> Iterator[Flask]:
+    """The example app on a clean database."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 20} if "postgresql" in database_url else {},
+        }
+    )
+    yield app
+    with app.app_context():
+        example_db.session.remove()
+        example_db.drop_all()
+        example_db.engine.dispose()
+
+
+@dataclass
+class TestUser:
+    id: int
+    username: str
+    password: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def make_user(app: Flask, client: FlaskClient) -> Callable[[str], TestUser]:
+    """Create a user and log in with the password; the user has a bearer token."""
+
+    def make(username: str) -> TestUser:
+        password = secrets.token_urlsafe(12)
+        with app.app_context():
+            user = User(username=username)
+            user.set_password(password)
+            example_db.session.add(user)
+            example_db.session.commit()
+            user_id = user.id
+        response = client.post("/auth/login", json={"username": username, "password": password})
+        assert response.status_code == 200, response.json
+        return TestUser(user_id, username, password, response.json["accessToken"])
+
+    return make
+
+
+@pytest.fixture
+def user(make_user: Callable[[str], TestUser]) -> TestUser:
+    return make_user("alice")
+
+
+def code_for(secret: str, clock: FakeClock, offset_steps: int = 0) -> str:
+    """The TOTP code an authenticator app shows at ``clock`` plus ``offset_steps`` steps."""
+    return pyotp.TOTP(secret).at(clock.now + 30 * offset_steps)
+
+
+@pytest.fixture
+def connected_user(client: FlaskClient, user: TestUser, clock: FakeClock) -> tuple[TestUser, str]:
+    """``user`` with 2FA connected; returns the user and the TOTP secret.
+
+    The clock then moves one step on, so the code that confirmed the setup is not reusable.
+    """
+    setup = client.post("/auth/2fa", headers=user.headers).json
+    answer = client.post(
+        "/auth/2fa/challenge",
+        headers=user.headers,
+        json={
+            "challengeId": setup["challengeId"],
+            "verificationCode": code_for(setup["secret"], clock),
+        },
+    )
+    assert answer.status_code == 200, answer.json
+    clock.advance(30)
+    return user, setup["secret"]
