@@ -19,7 +19,7 @@ PASSWORD = "demo-password"
 
 SESSION = """\
 Flask-UCloud-2FA demo: the example auth server runs at {url}
-  user: {username}   password: {password}   (a fresh SQLite database: {database})
+  user: {username}   password: {password}   (fresh database: {database})
 
 Paste these steps into another terminal, one block at a time.
 
@@ -65,10 +65,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument(
+        "--database",
+        default="sqlite:///demo.sqlite",
+        help="emptied at start; a relative SQLite path is in the instance folder",
+    )
     args = parser.parse_args()
 
-    # Flask-SQLAlchemy puts a relative SQLite path in the instance folder.
-    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite:///demo.sqlite"})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": args.database})
     with app.app_context():
         db.drop_all()
         db.create_all()
@@ -76,6 +80,7 @@ def main() -> None:
         user.set_password(PASSWORD)
         db.session.add(user)
         db.session.commit()
+        database = db.engine.url.render_as_string()
 
     bin_dir = os.path.dirname(os.path.abspath(sys.executable))
     print(
@@ -83,7 +88,7 @@ def main() -> None:
             url=f"http://{args.host}:{args.port}",
             username=USERNAME,
             password=PASSWORD,
-            database=os.path.join(app.instance_path, "demo.sqlite"),
+            database=database,
             qr=os.path.relpath(os.path.join(bin_dir, "qr")),
         ),
         flush=True,

@@ -1,0 +1,219 @@
+"""The example auth server: its CLI, its password login, its protected resource, its config."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func
+from sqlalchemy import select
+
+from example_app import create_app
+from example_app import db
+from example_app.models import Token
+from example_app.models import User
+
+if TYPE_CHECKING:
+    # Imported for annotations only: a module-level Test* class would be collected by pytest.
+    from conftest import TestUser
+
+INVALID_CREDENTIALS = {
+    "statusCode": 401,
+    "why": "Incorrect username or password.",
+    "errorCode": "INVALID_CREDENTIALS",
+}
+BAD_LOGIN_BODY = {
+    "statusCode": 400,
+    "why": "Send a JSON object with username and password.",
+    "errorCode": "BAD_REQUEST",
+}
+
+
+def count(app: Flask, model: Any, **filters: Any) -> int:
+    with app.app_context():
+        total: int = db.session.execute(
+            select(func.count()).select_from(model).filter_by(**filters)
+        ).scalar_one()
+        return total
+
+
+# -- flask create-user -------------------------------------------------------------------------
+
+
+def test_create_user_makes_a_user_who_can_log_in(app: Flask, client: FlaskClient) -> None:
+    result = app.test_cli_runner().invoke(args=["create-user", "carol", "--password", "s3cret"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output == "Created user 'carol'.\n"
+    assert count(app, User, username="carol") == 1
+    response = client.post("/auth/login", json={"username": "carol", "password": "s3cret"})
+    assert response.status_code == 200
+    assert set(response.json) == {"accessToken", "refreshToken", "expiresAt"}
+
+
+def test_create_user_asks_for_the_password_twice(app: Flask, client: FlaskClient) -> None:
+    result = app.test_cli_runner().invoke(args=["create-user", "carol"], input="s3cret\ns3cret\n")
+
+    assert result.exit_code == 0, result.output
+    assert "Created user 'carol'." in result.output
+    assert "s3cret" not in result.output
+    response = client.post("/auth/login", json={"username": "carol", "password": "s3cret"})
+    assert response.status_code == 200
+
+
+def test_create_user_twice_is_refused(app: Flask, client: FlaskClient) -> None:
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["create-user", "carol", "--password", "first"])
+    assert first.exit_code == 0, first.output
+
+    second = runner.invoke(args=["create-user", "carol", "--password", "second"])
+
+    assert second.exit_code != 0
+    assert "already exists" in second.output
+    assert count(app, User, username="carol") == 1
+    # The first password still works; the second was never stored.
+    ok = client.post("/auth/login", json={"username": "carol", "password": "first"})
+    assert ok.status_code == 200
+    refused = client.post("/auth/login", json={"username": "carol", "password": "second"})
+    assert refused.status_code == 401
+
+
+# -- POST /auth/login --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["wrong-password", "unknown-user"])
+def test_bad_credentials_are_401(
+    app: Flask, client: FlaskClient, user: TestUser, who: str
+) -> None:
+    tokens_before = count(app, Token)
+    body = (
+        {"username": user.username, "password": user.password + "x"}
+        if who == "wrong-password"
+        else {"username": "mallory", "password": user.password}
+    )
+
+    response = client.post("/auth/login", json=body)
+
+    assert response.status_code == 401
+    assert response.json == INVALID_CREDENTIALS
+    assert count(app, Token) == tokens_before
+
+
+@pytest.mark.parametrize(
+    "request_kwargs",
+    [
+        {"data": "username=alice&password=x", "content_type": "application/x-www-form-urlencoded"},
+        {"data": "not json", "content_type": "text/plain"},
+        {"data": "{not json", "content_type": "application/json"},
+        {"json": ["alice", "x"]},
+        {"json": "alice"},
+        {"json": None},
+        {"json": {}},
+        {"json": {"username": "alice"}},
+        {"json": {"password": "x"}},
+        {"json": {"username": 1, "password": "x"}},
+        {"json": {"username": "alice", "password": 1}},
+        {"json": {"username": "alice", "password": None}},
+        {"json": {"username": ["alice"], "password": "x"}},
+        {"json": {"username": "alice", "password": {"x": 1}}},
+    ],
+    ids=[
+        "form",
+        "text",
+        "broken-json",
+        "array",
+        "string",
+        "null",
+        "empty-object",
+        "no-password",
+        "no-username",
+        "integer-username",
+        "integer-password",
+        "null-password",
+        "array-username",
+        "object-password",
+    ],
+)
+def test_bad_login_bodies_are_400(
+    app: Flask, client: FlaskClient, user: TestUser, request_kwargs: dict[str, Any]
+) -> None:
+    tokens_before = count(app, Token)
+
+    response = client.post("/auth/login", **request_kwargs)
+
+    assert response.status_code == 400
+    assert response.json == BAD_LOGIN_BODY
+    assert count(app, Token) == tokens_before
+
+
+# -- GET /api/me -------------------------------------------------------------------------------
+
+
+def test_me_without_a_token_is_401(client: FlaskClient, user: TestUser) -> None:
+    response = client.get("/api/me")
+
+    assert response.status_code == 401
+    assert response.json["error"] == "missing_authorization"
+    assert response.headers["WWW-Authenticate"].lower().startswith("bearer ")
+
+
+@pytest.mark.parametrize("authorization", ["Bearer not-a-token", "Bearer ", "Basic YWxpY2U6eA=="])
+def test_me_with_a_bad_token_is_401(
+    client: FlaskClient, user: TestUser, authorization: str
+) -> None:
+    response = client.get("/api/me", headers={"Authorization": authorization})
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].lower().startswith("bearer ")
+
+
+def test_me_with_a_token(client: FlaskClient, user: TestUser) -> None:
+    response = client.get("/api/me", headers=user.headers)
+
+    assert response.status_code == 200
+    assert response.json["username"] == "alice"
+    assert response.json["amr"] == ["pwd"]
+
+
+# -- configuration from the environment --------------------------------------------------------
+
+
+@pytest.fixture
+def env_app(monkeypatch: pytest.MonkeyPatch, tmp_path: os.PathLike[str]) -> Iterator[Flask]:
+    """The example app configured only by ``FLASK_*`` environment variables."""
+    monkeypatch.setenv("FLASK_UCLOUD_2FA_ISSUER", "Env Issuer")
+    monkeypatch.setenv("FLASK_SQLALCHEMY_DATABASE_URI", f"sqlite:///{tmp_path}/env.sqlite")
+    app = create_app()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+def test_config_comes_from_the_environment(env_app: Flask, tmp_path: os.PathLike[str]) -> None:
+    assert env_app.config["UCLOUD_2FA_ISSUER"] == "Env Issuer"
+    assert env_app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/env.sqlite"
+    assert os.path.exists(os.path.join(tmp_path, "env.sqlite"))
+    with env_app.app_context():
+        user = User(username="erin")
+        user.set_password("pw")
+        db.session.add(user)
+        db.session.commit()
+    client = env_app.test_client()
+    login = client.post("/auth/login", json={"username": "erin", "password": "pw"})
+    assert login.status_code == 200
+    headers = {"Authorization": f"Bearer {login.json['accessToken']}"}
+
+    setup = client.post("/auth/2fa", headers=headers)
+
+    assert setup.status_code == 200
+    assert setup.json["otpAuthUri"] == (
+        f"otpauth://totp/Env%20Issuer:erin?secret={setup.json['secret']}&issuer=Env%20Issuer"
+        "&algorithm=SHA1&digits=6&period=30"
+    )

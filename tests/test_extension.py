@@ -1,0 +1,477 @@
+"""The extension itself on an app of its own: registration, configuration, missing hooks."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.integrations.sqla_oauth2 import OAuth2TokenMixin
+from authlib.integrations.sqla_oauth2 import create_bearer_token_validator
+from flask import Flask
+from flask import jsonify
+from flask import request
+from flask.typing import ResponseReturnValue
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import ForeignKey
+from sqlalchemy import String
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import relationship
+
+import example_app
+from flask_ucloud_2fa import CompletedLogin
+from flask_ucloud_2fa import TwoFactor
+
+from conftest import FakeClock
+from conftest import code_for
+
+#: The integrator's own ``db``, models and token validator, apart from the example app's.
+custom_db = SQLAlchemy()
+
+
+class Account(custom_db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+
+
+class AccountToken(custom_db.Model, OAuth2TokenMixin):  # type: ignore[name-defined,misc]
+    __tablename__ = "account_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
+    user: Mapped[Account] = relationship()
+
+
+@dataclass
+class CustomApp:
+    app: Flask
+    two_factor: TwoFactor
+    clock: FakeClock
+
+    def add_account(self, name: str) -> tuple[int, dict[str, str]]:
+        """A new account and the headers carrying a bearer token of it."""
+        access_token = secrets.token_urlsafe(32)
+        with self.app.app_context():
+            account = Account(name=name)
+            custom_db.session.add(account)
+            custom_db.session.flush()
+            custom_db.session.add(
+                AccountToken(
+                    user_id=account.id,
+                    client_id="custom",
+                    token_type="Bearer",
+                    access_token=access_token,
+                    scope="",
+                    issued_at=int(time.time()),
+                    expires_in=3600,
+                )
+            )
+            custom_db.session.commit()
+            return account.id, {"Authorization": f"Bearer {access_token}"}
+
+    def count(self, model: Any) -> int:
+        with self.app.app_context():
+            total: int = custom_db.session.execute(
+                select(func.count()).select_from(model)
+            ).scalar_one()
+            return total
+
+
+MakeApp = Callable[..., CustomApp]
+
+
+@pytest.fixture
+def make_custom_app(tmp_path: Any) -> Iterator[MakeApp]:
+    """Build a small integrator app on a SQLite file; hooks and config are up to the test."""
+    apps: list[Flask] = []
+
+    def make(
+        config: dict[str, Any] | None = None,
+        *,
+        account_name_loader: bool = True,
+        login_completed: bool = True,
+        import_name: str = "custom_app",
+    ) -> CustomApp:
+        app = Flask(import_name)
+        app.config.update(
+            TESTING=True,
+            SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/custom-{len(apps)}.sqlite",
+            **(config or {}),
+        )
+        custom_db.init_app(app)
+        apps.append(app)
+        protector = ResourceProtector()
+        protector.register_token_validator(
+            create_bearer_token_validator(custom_db.session, AccountToken)()
+        )
+        clock = FakeClock(now=1_800_000_000 - 1_800_000_000 % 30 + 5)
+        two_factor = TwoFactor(db=custom_db, resource_protector=protector, clock=clock)
+        if account_name_loader:
+
+            @two_factor.account_name_loader
+            def account_name(token: AccountToken) -> str:
+                return token.user.name
+
+        if login_completed:
+
+            @two_factor.login_completed
+            def finish(login: CompletedLogin) -> ResponseReturnValue:
+                return jsonify({"user": login.user_id, "amr": login.methods})
+
+        @app.post("/login")
+        def login() -> ResponseReturnValue:
+            return two_factor.login(request.get_json()["user_id"])
+
+        two_factor.init_app(app)
+        with app.app_context():
+            custom_db.create_all()
+        return CustomApp(app, two_factor, clock)
+
+    yield make
+    for app in apps:
+        with app.app_context():
+            custom_db.session.remove()
+            custom_db.engine.dispose()
+
+
+def connect(custom: CustomApp, headers: dict[str, str], prefix: str = "/auth/2fa") -> str:
+    """Set up and confirm 2FA for the token's account; the secret. Moves the clock a step on."""
+    client = custom.app.test_client()
+    setup = client.post(prefix, headers=headers)
+    assert setup.status_code == 200, setup.json
+    secret: str = setup.json["secret"]
+    confirmed = client.post(
+        f"{prefix}/challenge",
+        headers=headers,
+        json={
+            "challengeId": setup.json["challengeId"],
+            "verificationCode": code_for(secret, custom.clock),
+        },
+    )
+    assert confirmed.status_code == 200, confirmed.json
+    assert confirmed.json == {}
+    custom.clock.advance(30)
+    return secret
+
+
+# -- registration ------------------------------------------------------------------------------
+
+
+def test_extension_is_stored_in_app_extensions(make_custom_app: MakeApp) -> None:
+    custom = make_custom_app()
+    assert custom.app.extensions["ucloud_2fa"] is custom.two_factor
+
+
+def test_example_app_stores_its_extension(app: Flask) -> None:
+    assert app.extensions["ucloud_2fa"] is example_app.two_factor
+
+
+def test_app_passed_to_the_constructor_is_initialised(tmp_path: Any) -> None:
+    app = Flask("constructed")
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path}/constructed.sqlite"
+    two_factor = TwoFactor(app, db=custom_db, resource_protector=ResourceProtector())
+
+    assert app.extensions["ucloud_2fa"] is two_factor
+    assert "ucloud_2fa" in app.blueprints
+    assert {rule.rule for rule in app.url_map.iter_rules()} >= {
+        "/auth/2fa",
+        "/auth/2fa/status",
+        "/auth/2fa/challenge",
+    }
+
+
+@pytest.mark.parametrize("same_instance", [True, False], ids=["same-instance", "new-instance"])
+def test_init_app_twice_on_one_app_is_refused(
+    make_custom_app: MakeApp, same_instance: bool
+) -> None:
+    custom = make_custom_app()
+    second = (
+        custom.two_factor
+        if same_instance
+        else TwoFactor(db=custom_db, resource_protector=ResourceProtector())
+    )
+
+    with pytest.raises(
+        RuntimeError,
+        match=re.escape(
+            "Flask-UCloud-2FA is already registered on this app. Call 'init_app' once per app,"
+        ),
+    ):
+        second.init_app(custom.app)
+
+    assert custom.app.extensions["ucloud_2fa"] is custom.two_factor
+
+
+def test_one_instance_serves_several_apps_with_their_own_settings(
+    make_custom_app: MakeApp,
+) -> None:
+    first = make_custom_app()
+    other = Flask("other")
+    other.config.update(UCLOUD_2FA_URL_PREFIX="/mfa", UCLOUD_2FA_ISSUER="Other")
+
+    first.two_factor.init_app(other)
+
+    assert other.extensions["ucloud_2fa"] is first.two_factor
+    with other.app_context():
+        assert first.two_factor.settings.issuer == "Other"
+        assert first.two_factor.settings.url_prefix == "/mfa"
+    with first.app.app_context():
+        assert first.two_factor.settings.issuer == "custom_app"
+        assert first.two_factor.settings.url_prefix == "/auth/2fa"
+    assert other.test_client().get("/mfa/status").status_code == 401
+    assert first.app.test_client().get("/auth/2fa/status").status_code == 401
+
+
+def test_hook_decorators_return_the_function(make_custom_app: MakeApp) -> None:
+    two_factor = make_custom_app().two_factor
+
+    def hook(value: Any) -> Any:
+        return value
+
+    assert two_factor.login_completed(hook) is hook
+    assert two_factor.account_name_loader(hook) is hook
+    assert two_factor.user_id_loader(hook) is hook
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+def test_config_defaults(make_custom_app: MakeApp) -> None:
+    config = make_custom_app().app.config
+
+    assert config["UCLOUD_2FA_ISSUER"] is None
+    assert config["UCLOUD_2FA_URL_PREFIX"] == "/auth/2fa"
+    assert config["UCLOUD_2FA_CHALLENGE_LIFETIME"] == 600
+    assert config["UCLOUD_2FA_MAX_ATTEMPTS"] == 5
+
+
+def test_issuer_defaults_to_the_app_name(make_custom_app: MakeApp) -> None:
+    custom = make_custom_app(import_name="acme_auth")
+    _, headers = custom.add_account("carol")
+
+    response = custom.app.test_client().post("/auth/2fa", headers=headers)
+
+    assert response.status_code == 200
+    secret = response.json["secret"]
+    assert response.json["otpAuthUri"] == (
+        f"otpauth://totp/acme_auth:carol?secret={secret}&issuer=acme_auth"
+        "&algorithm=SHA1&digits=6&period=30"
+    )
+
+
+def test_configured_issuer_is_used(make_custom_app: MakeApp) -> None:
+    custom = make_custom_app({"UCLOUD_2FA_ISSUER": "Acme & Co"})
+    _, headers = custom.add_account("carol")
+
+    response = custom.app.test_client().post("/auth/2fa", headers=headers)
+
+    assert response.json["otpAuthUri"].startswith("otpauth://totp/Acme%20%26%20Co:carol?")
+    assert "&issuer=Acme%20%26%20Co&" in response.json["otpAuthUri"]
+
+
+@pytest.mark.parametrize("issuer", ["Acme: Auth", ":", "Acme:"])
+def test_issuer_with_a_colon_is_refused(make_custom_app: MakeApp, issuer: str) -> None:
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"UCLOUD_2FA_ISSUER {issuer!r} contains ':', which authenticator apps read as the"
+            " end of the issuer. Choose a name without it."
+        ),
+    ):
+        make_custom_app({"UCLOUD_2FA_ISSUER": issuer})
+
+
+def test_app_name_with_a_colon_is_refused_as_issuer(make_custom_app: MakeApp) -> None:
+    with pytest.raises(ValueError, match=re.escape("UCLOUD_2FA_ISSUER 'acme:auth' contains ':'")):
+        make_custom_app(import_name="acme:auth")
+
+
+def test_refused_config_leaves_the_app_unregistered(tmp_path: Any) -> None:
+    app = Flask("refused")
+    app.config["UCLOUD_2FA_ISSUER"] = "a:b"
+
+    with pytest.raises(ValueError, match="contains ':'"):
+        TwoFactor(app, db=custom_db, resource_protector=ResourceProtector())
+
+    assert "ucloud_2fa" not in app.extensions
+    assert "ucloud_2fa" not in app.blueprints
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("UCLOUD_2FA_CHALLENGE_LIFETIME", 0),
+        ("UCLOUD_2FA_CHALLENGE_LIFETIME", -600),
+        ("UCLOUD_2FA_MAX_ATTEMPTS", 0),
+        ("UCLOUD_2FA_MAX_ATTEMPTS", -1),
+    ],
+)
+def test_non_positive_limits_are_refused(make_custom_app: MakeApp, key: str, value: int) -> None:
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "UCLOUD_2FA_CHALLENGE_LIFETIME and UCLOUD_2FA_MAX_ATTEMPTS must be positive."
+        ),
+    ):
+        make_custom_app({key: value})
+
+
+def test_custom_url_prefix_serves_the_routes(make_custom_app: MakeApp) -> None:
+    custom = make_custom_app({"UCLOUD_2FA_URL_PREFIX": "/mfa"})
+    _, headers = custom.add_account("carol")
+    client = custom.app.test_client()
+
+    status = client.get("/mfa/status", headers=headers)
+    assert status.status_code == 200
+    assert status.json == {"connected": False}
+    assert client.get("/auth/2fa/status", headers=headers).status_code == 404
+
+    connect(custom, headers, prefix="/mfa")
+
+    assert client.get("/mfa/status", headers=headers).json == {"connected": True}
+
+
+def test_custom_challenge_lifetime(make_custom_app: MakeApp) -> None:
+    custom = make_custom_app({"UCLOUD_2FA_CHALLENGE_LIFETIME": 60})
+    _, headers = custom.add_account("carol")
+    client = custom.app.test_client()
+    setup = client.post("/auth/2fa", headers=headers).json
+    custom.clock.advance(61)
+
+    response = client.post(
+        "/auth/2fa/challenge",
+        headers=headers,
+        json={
+            "challengeId": setup["challengeId"],
+            "verificationCode": code_for(setup["secret"], custom.clock),
+        },
+    )
+
+    assert response.status_code == 404
+    assert response.json["errorCode"] == "CHALLENGE_NOT_FOUND"
+    assert client.get("/auth/2fa/status", headers=headers).json == {"connected": False}
+
+
+def test_custom_max_attempts(make_custom_app: MakeApp) -> None:
+    custom = make_custom_app({"UCLOUD_2FA_MAX_ATTEMPTS": 2})
+    _, headers = custom.add_account("carol")
+    client = custom.app.test_client()
+    setup = client.post("/auth/2fa", headers=headers).json
+    valid = {code_for(setup["secret"], custom.clock, offset) for offset in (-1, 0, 1)}
+    wrong = next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in valid)
+
+    def answer(code: str) -> Any:
+        return client.post(
+            "/auth/2fa/challenge",
+            headers=headers,
+            json={"challengeId": setup["challengeId"], "verificationCode": code},
+        )
+
+    first = answer(wrong)
+    assert first.status_code == 403
+    assert first.json["remainingAttempts"] == 1
+    second = answer(wrong)
+    assert second.status_code == 403
+    assert second.json["remainingAttempts"] == 0
+    assert custom.count(custom.two_factor.models.Challenge) == 0
+    assert answer(code_for(setup["secret"], custom.clock)).status_code == 404
+
+
+# -- hooks the integrator forgot ---------------------------------------------------------------
+
+
+def test_missing_account_name_loader_fails_at_setup(make_custom_app: MakeApp) -> None:
+    custom = make_custom_app(account_name_loader=False)
+    _, headers = custom.add_account("carol")
+    client = custom.app.test_client()
+
+    with pytest.raises(RuntimeError, match=re.escape("'@two_factor.account_name_loader'")):
+        client.post("/auth/2fa", headers=headers)
+
+    assert custom.count(custom.two_factor.models.Credential) == 0
+    assert custom.count(custom.two_factor.models.Challenge) == 0
+    # Routes that need no account name work without the loader.
+    assert client.get("/auth/2fa/status", headers=headers).json == {"connected": False}
+
+
+def test_missing_account_name_loader_is_not_needed_before_a_token(
+    make_custom_app: MakeApp,
+) -> None:
+    custom = make_custom_app(account_name_loader=False)
+
+    response = custom.app.test_client().post("/auth/2fa")
+
+    assert response.status_code == 401
+
+
+def test_missing_login_completed_hook_fails_at_login_without_2fa(
+    make_custom_app: MakeApp,
+) -> None:
+    custom = make_custom_app(login_completed=False)
+    user_id, _ = custom.add_account("carol")
+
+    with pytest.raises(RuntimeError, match=re.escape("'@two_factor.login_completed'")):
+        custom.app.test_client().post("/login", json={"user_id": user_id})
+
+
+def test_missing_login_completed_hook_fails_at_the_login_challenge(
+    make_custom_app: MakeApp,
+) -> None:
+    custom = make_custom_app(login_completed=False)
+    user_id, headers = custom.add_account("carol")
+    secret = connect(custom, headers)
+    client = custom.app.test_client()
+    login = client.post("/login", json={"user_id": user_id})
+    assert login.status_code == 200
+    challenge_id = login.json["2fa"]
+
+    with pytest.raises(RuntimeError, match=re.escape("'@two_factor.login_completed'")):
+        client.post(
+            "/auth/2fa/challenge",
+            json={"challengeId": challenge_id, "verificationCode": code_for(secret, custom.clock)},
+        )
+
+    # Nothing was spent: once the hook exists, the same code finishes the same challenge.
+    assert custom.count(custom.two_factor.models.Challenge) == 1
+
+    @custom.two_factor.login_completed
+    def finish(completed: CompletedLogin) -> ResponseReturnValue:
+        return jsonify({"user": completed.user_id, "amr": completed.methods})
+
+    response = client.post(
+        "/auth/2fa/challenge",
+        json={"challengeId": challenge_id, "verificationCode": code_for(secret, custom.clock)},
+    )
+    assert response.status_code == 200
+    assert response.json == {"user": str(user_id), "amr": ["pwd", "otp"]}
+
+
+def test_login_step_on_a_custom_app(make_custom_app: MakeApp) -> None:
+    custom = make_custom_app()
+    user_id, headers = custom.add_account("carol")
+    client = custom.app.test_client()
+
+    assert client.post("/login", json={"user_id": user_id}).json == {
+        "user": str(user_id),
+        "amr": ["pwd"],
+    }
+    secret = connect(custom, headers)
+    login = client.post("/login", json={"user_id": user_id}).json
+    assert set(login) == {"2fa"}
+    response = client.post(
+        "/auth/2fa/challenge",
+        json={"challengeId": login["2fa"], "verificationCode": code_for(secret, custom.clock)},
+    )
+    assert response.status_code == 200
+    assert response.json == {"user": str(user_id), "amr": ["pwd", "otp"]}

@@ -1,0 +1,132 @@
+"""``GET /auth/2fa/status``: whether the token's user has a connected credential, nothing else."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import update
+
+from example_app import db
+from example_app.models import Token
+
+from conftest import FakeClock
+from conftest import code_for
+
+if TYPE_CHECKING:
+    # Imported for annotations only: a module-level Test* class would be collected by pytest.
+    from conftest import TestUser
+
+
+def test_new_user_is_not_connected(client: FlaskClient, user: TestUser) -> None:
+    response = client.get("/auth/2fa/status", headers=user.headers)
+    assert response.status_code == 200
+    assert response.json == {"connected": False}
+
+
+def test_pending_setup_is_not_connected(client: FlaskClient, user: TestUser) -> None:
+    setup = client.post("/auth/2fa", headers=user.headers)
+    assert setup.status_code == 200
+
+    response = client.get("/auth/2fa/status", headers=user.headers)
+    assert response.status_code == 200
+    assert response.json == {"connected": False}
+
+
+def test_pending_setup_after_a_wrong_answer_is_not_connected(
+    client: FlaskClient, user: TestUser, clock: FakeClock
+) -> None:
+    setup = client.post("/auth/2fa", headers=user.headers).json
+    valid = {code_for(setup["secret"], clock, offset) for offset in (-1, 0, 1)}
+    wrong = next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in valid)
+    answer = client.post(
+        "/auth/2fa/challenge",
+        headers=user.headers,
+        json={"challengeId": setup["challengeId"], "verificationCode": wrong},
+    )
+    assert answer.status_code == 403
+
+    response = client.get("/auth/2fa/status", headers=user.headers)
+    assert response.status_code == 200
+    assert response.json == {"connected": False}
+
+
+def test_connected_user_is_connected(
+    client: FlaskClient, connected_user: tuple[TestUser, str]
+) -> None:
+    user, secret = connected_user
+    response = client.get("/auth/2fa/status", headers=user.headers)
+    assert response.status_code == 200
+    assert response.json == {"connected": True}
+    assert secret not in response.get_data(as_text=True)
+
+
+def test_status_is_per_user(
+    client: FlaskClient,
+    connected_user: tuple[TestUser, str],
+    make_user: Callable[[str], TestUser],
+) -> None:
+    other = make_user("bob")
+    response = client.get("/auth/2fa/status", headers=other.headers)
+    assert response.status_code == 200
+    assert response.json == {"connected": False}
+
+
+def test_status_is_not_cached(client: FlaskClient, user: TestUser) -> None:
+    response = client.get("/auth/2fa/status", headers=user.headers)
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.mimetype == "application/json"
+
+
+def _headers_for(app: Flask, user: TestUser, token: str) -> dict[str, str]:
+    """The request headers of a request with ``token``: absent, unknown, revoked or expired."""
+    if token == "absent":
+        return {}
+    if token == "unknown":
+        return {"Authorization": f"Bearer {secrets.token_urlsafe(32)}"}
+    values = {
+        "revoked": {"access_token_revoked_at": int(time.time())},
+        "expired": {"issued_at": 1, "expires_in": 1},
+    }[token]
+    with app.app_context():
+        db.session.execute(update(Token).where(Token.access_token == user.token).values(**values))
+        db.session.commit()
+    return user.headers
+
+
+@pytest.mark.parametrize(
+    ("token", "error_code"),
+    [
+        ("absent", "MISSING_AUTHORIZATION"),
+        ("unknown", "INVALID_TOKEN"),
+        ("revoked", "INVALID_TOKEN"),
+        ("expired", "INVALID_TOKEN"),
+    ],
+)
+def test_status_without_a_valid_token_is_401(
+    app: Flask, client: FlaskClient, user: TestUser, token: str, error_code: str
+) -> None:
+    response = client.get("/auth/2fa/status", headers=_headers_for(app, user, token))
+    assert response.status_code == 401
+    body = response.json
+    assert set(body) == {"statusCode", "why", "errorCode"}
+    assert body["statusCode"] == 401
+    assert body["errorCode"] == error_code
+    assert isinstance(body["why"], str) and body["why"]
+    assert response.headers["WWW-Authenticate"].lower().startswith("bearer")
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_status_of_a_connected_user_without_a_token_says_nothing(
+    client: FlaskClient, connected_user: tuple[TestUser, str]
+) -> None:
+    response = client.get("/auth/2fa/status")
+    assert response.status_code == 401
+    assert set(response.json) == {"statusCode", "why", "errorCode"}
+    assert response.headers["WWW-Authenticate"].lower().startswith("bearer")

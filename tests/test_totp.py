@@ -1,0 +1,104 @@
+"""The pure TOTP and QR functions, with property tests."""
+
+from __future__ import annotations
+
+import base64
+import io
+import string
+
+import pyotp
+import pytest
+import zxingcpp
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from flask_ucloud_2fa import qr
+from flask_ucloud_2fa import totp
+
+#: A fixed 160-bit secret for tests that need known codes.
+SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+
+
+def test_new_secret_is_160_bits_of_unpadded_base32() -> None:
+    secret = totp.new_secret()
+    assert len(secret) == 32
+    assert set(secret) <= set(string.ascii_uppercase + "234567")
+    assert len(base64.b32decode(secret)) == 20
+
+
+def test_new_secrets_differ() -> None:
+    assert len({totp.new_secret() for _ in range(100)}) == 100
+
+
+def test_otpauth_uri_spells_out_every_parameter() -> None:
+    uri = totp.otpauth_uri(SECRET, "alice smith", "My Org")
+    assert uri == (
+        f"otpauth://totp/My%20Org:alice%20smith?secret={SECRET}&issuer=My%20Org"
+        "&algorithm=SHA1&digits=6&period=30"
+    )
+
+
+def test_otpauth_uri_is_read_back_by_pyotp() -> None:
+    parsed = pyotp.parse_uri(totp.otpauth_uri(SECRET, "bob@example.org", "Issuer"))
+    assert parsed.secret == SECRET
+    assert parsed.name == "bob@example.org"
+    assert parsed.issuer == "Issuer"
+
+
+@given(st.integers(min_value=0, max_value=999_999))
+def test_integers_are_zero_padded(value: int) -> None:
+    code = totp.normalize_code(value)
+    assert code is not None and len(code) == 6 and int(code) == value
+
+
+@given(st.text(alphabet="0123456789", min_size=6, max_size=6))
+def test_six_digit_strings_are_kept(value: str) -> None:
+    assert totp.normalize_code(value) == value
+
+
+@given(
+    st.one_of(
+        st.integers().filter(lambda n: not 0 <= n <= 999_999),
+        st.booleans(),
+        st.floats(),
+        st.none(),
+        st.lists(st.integers()),
+        st.text().filter(lambda s: not (len(s) == 6 and all(c in "0123456789" for c in s))),
+    )
+)
+def test_everything_else_is_refused(value: object) -> None:
+    assert totp.normalize_code(value) is None
+
+
+@pytest.mark.parametrize("offset", [-1, 0, 1])
+def test_codes_within_one_step_match_their_step(offset: int) -> None:
+    secret, now = totp.new_secret(), 1_700_000_015.0
+    step = totp.time_step(now) + offset
+    assert totp.matching_step(secret, totp.code_at(secret, step), now) == step
+
+
+@pytest.mark.parametrize("offset", [-2, 2])
+def test_codes_two_steps_away_do_not_match(offset: int) -> None:
+    secret, now = SECRET, 1_700_000_015.0
+    code = totp.code_at(secret, totp.time_step(now) + offset)
+    assert all(totp.code_at(secret, totp.time_step(now) + near) != code for near in (-1, 0, 1)), (
+        "the test secret needs distinct codes in the window"
+    )
+    assert totp.matching_step(secret, code, now) is None
+
+
+def test_code_at_agrees_with_pyotp() -> None:
+    secret, now = totp.new_secret(), 1_700_000_000.0
+    assert totp.code_at(secret, totp.time_step(now)) == pyotp.TOTP(secret).at(now)
+
+
+# otpauth URIs are printable ASCII: account names and issuers arrive percent-encoded.
+@given(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=300))
+def test_qr_code_decodes_to_its_text(text: str) -> None:
+    uri = qr.qr_data_uri(text)
+    prefix = "data:image/png;base64,"
+    assert uri.startswith(prefix)
+    image = Image.open(io.BytesIO(base64.b64decode(uri[len(prefix) :], validate=True)))
+    assert image.format == "PNG"
+    assert zxingcpp.read_barcodes(image)[0].text == text
