@@ -6,10 +6,13 @@ Run it with ``flask --app example_app run`` after ``flask --app example_app crea
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Callable
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.integrations.sqla_oauth2 import create_bearer_token_validator
+from cryptography.fernet import Fernet
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
@@ -33,6 +36,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         UCLOUD_2FA_ISSUER="Example Auth Server",
         ACCESS_TOKEN_LIFETIME=3600,
     )
+    if not os.environ.get("FLASK_SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_key(app, "secret_key", secrets.token_urlsafe)
+    if not os.environ.get("FLASK_UCLOUD_2FA_ENCRYPTION_KEYS"):
+        # In production, set FLASK_UCLOUD_2FA_ENCRYPTION_KEYS='["newest key", "older key"]'.
+        app.config["UCLOUD_2FA_ENCRYPTION_KEYS"] = [
+            _instance_key(app, "ucloud_2fa_key", lambda: Fernet.generate_key().decode())
+        ]
     app.config.from_prefixed_env()
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -52,3 +62,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     with app.app_context():
         db.create_all()
     return app
+
+
+def _instance_key(app: Flask, name: str, generate: Callable[[], str]) -> str:
+    """A key kept in the instance folder, made on first use, so it survives restarts and is
+    shared by every worker of one checkout."""
+    path = os.path.join(app.instance_path, name)
+    try:
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+            file.write(generate())
+    except FileExistsError:
+        pass
+    with open(path) as file:
+        return file.read().strip()

@@ -94,5 +94,14 @@ def me() -> ResponseReturnValue:
     )
 
 
+@auth.get("/api/me/security")
+@require_oauth()
+@two_factor.second_factor_required
+def security() -> ResponseReturnValue:
+    """A sensitive resource: users with 2FA need a token from a login that used it."""
+    token: Token = current_token
+    return jsonify({"username": token.user.username, "secondFactor": "otp" in token.amr.split()})
+
+
 def _error(status: int, error_code: str, why: str) -> ResponseReturnValue:
     return jsonify({"statusCode": status, "why": why, "errorCode": error_code}), status

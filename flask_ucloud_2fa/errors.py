@@ -112,3 +112,47 @@ def error_response(error: TwoFactorError) -> Response:
     response.status_code = error.status_code
     response.headers.update(error.headers)
     return response
+
+
+class NotConnected(TwoFactorError):
+    """The operation needs a connected credential and the user has none."""
+
+    status_code = 409
+    error_code = "NOT_CONNECTED"
+    why = "Two-factor authentication is not connected for this user."
+
+
+class TooManyAttempts(TwoFactorError):
+    """The user failed too often lately; answers are refused until ``retry_after`` passes."""
+
+    status_code = 429
+    error_code = "TOO_MANY_ATTEMPTS"
+    why = "Too many wrong codes. Wait before trying again."
+
+    def __init__(self, retry_after: int, why: str | None = None) -> None:
+        super().__init__(why, retryAfter=retry_after)
+        self.headers["Retry-After"] = str(retry_after)
+
+
+class LockedOut(TooManyAttempts):
+    """The user reached the consecutive-failure limit (NIST SP 800-63B 5.2.2)."""
+
+    error_code = "LOCKED_OUT"
+    why = (
+        "Too many consecutive wrong codes: two-factor login is locked for a while."
+        " An administrator can reset it."
+    )
+
+
+class InsufficientUserAuthentication(TwoFactorError):
+    """The token's login did not use the second factor the user has (RFC 9470)."""
+
+    status_code = 401
+    error_code = "INSUFFICIENT_USER_AUTHENTICATION"
+    why = "This needs a login with your second factor. Log in again with your 2FA code."
+
+    def __init__(self, why: str | None = None) -> None:
+        super().__init__(why)
+        self.headers["WWW-Authenticate"] = (
+            f'Bearer error="insufficient_user_authentication", error_description="{self.why}"'
+        )

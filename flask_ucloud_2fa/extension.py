@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 from typing import TypeVar
 
@@ -13,12 +16,23 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import MissingAuthorizationError
 from flask import Flask
 from flask import current_app
+from flask import g
+from flask import has_request_context
+from flask import request
 from flask.typing import ResponseReturnValue
 
+from . import signals
 from .challenges import ChallengeService
 from .challenges import CompletedLogin
+from .challenges import Limits
+from .crypto import SecretBox
+from .crypto import derive_key
+from .crypto import parse_keys
+from .errors import InsufficientUserAuthentication
 from .errors import TokenRefused
+from .errors import TwoFactorError
 from .errors import Unauthorized
+from .errors import error_response
 from .login import login_step
 from .models import Models
 from .models import bind_models
@@ -26,6 +40,24 @@ from .models import bind_models
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXTENSION_KEY = "ucloud_2fa"
+
+logger = logging.getLogger("flask_ucloud_2fa")
+#: One record per decision: ``event``, ``user_id``, ``outcome``, ``client_address``, never a
+#: secret or a code.
+audit_logger = logging.getLogger("flask_ucloud_2fa.audit")
+
+DEFAULTS: dict[str, Any] = {
+    "UCLOUD_2FA_ISSUER": None,
+    "UCLOUD_2FA_URL_PREFIX": "/auth/2fa",
+    "UCLOUD_2FA_CHALLENGE_LIFETIME": 600,
+    "UCLOUD_2FA_MAX_ATTEMPTS": 5,
+    "UCLOUD_2FA_BACKOFF_AFTER": 5,
+    "UCLOUD_2FA_BACKOFF_MAX": 60,
+    "UCLOUD_2FA_LOCKOUT_AFTER": 100,
+    "UCLOUD_2FA_LOCKOUT_DURATION": 3600,
+    "UCLOUD_2FA_RECOVERY_CODES": 10,
+    "UCLOUD_2FA_ENCRYPTION_KEYS": None,
+}
 
 
 @dataclass(frozen=True)
@@ -35,10 +67,13 @@ class Settings:
     issuer: str
     url_prefix: str
     challenge_lifetime: int
-    max_attempts: int
+    limits: Limits
+    recovery_code_count: int
+    box: SecretBox = field(repr=False)
 
     @classmethod
     def from_config(cls, app: Flask) -> Settings:
+        """:raises ValueError: a value that cannot work, with what to change."""
         config = app.config
         issuer = config["UCLOUD_2FA_ISSUER"] or app.name
         if ":" in issuer:
@@ -46,28 +81,66 @@ class Settings:
                 f"UCLOUD_2FA_ISSUER {issuer!r} contains ':', which authenticator apps read as the"
                 " end of the issuer. Choose a name without it."
             )
-        lifetime = int(config["UCLOUD_2FA_CHALLENGE_LIFETIME"])
-        max_attempts = int(config["UCLOUD_2FA_MAX_ATTEMPTS"])
-        if lifetime <= 0 or max_attempts <= 0:
-            raise ValueError(
-                "UCLOUD_2FA_CHALLENGE_LIFETIME and UCLOUD_2FA_MAX_ATTEMPTS must be positive."
+        numbers = {
+            key: int(config[f"UCLOUD_2FA_{key}"])
+            for key in (
+                "CHALLENGE_LIFETIME",
+                "MAX_ATTEMPTS",
+                "BACKOFF_AFTER",
+                "BACKOFF_MAX",
+                "LOCKOUT_AFTER",
+                "LOCKOUT_DURATION",
+                "RECOVERY_CODES",
             )
+        }
+        for key, value in numbers.items():
+            if value <= 0:
+                raise ValueError(f"UCLOUD_2FA_{key} must be positive, not {value}.")
         return cls(
             issuer=issuer,
             url_prefix=config["UCLOUD_2FA_URL_PREFIX"],
-            challenge_lifetime=lifetime,
-            max_attempts=max_attempts,
+            challenge_lifetime=numbers["CHALLENGE_LIFETIME"],
+            limits=Limits(
+                max_attempts=numbers["MAX_ATTEMPTS"],
+                backoff_after=numbers["BACKOFF_AFTER"],
+                backoff_max=numbers["BACKOFF_MAX"],
+                lockout_after=numbers["LOCKOUT_AFTER"],
+                lockout_duration=numbers["LOCKOUT_DURATION"],
+            ),
+            recovery_code_count=numbers["RECOVERY_CODES"],
+            box=SecretBox(_encryption_keys(app)),
         )
 
 
-def _token_user_id(token: Any) -> Any:
-    try:
-        return token.user_id
-    except AttributeError:
+def _encryption_keys(app: Flask) -> list[bytes]:
+    configured = app.config["UCLOUD_2FA_ENCRYPTION_KEYS"]
+    if configured:
+        return parse_keys(configured)
+    if not app.config.get("SECRET_KEY"):
         raise RuntimeError(
-            "The bearer token has no 'user_id' attribute. Register a loader that returns the"
-            " user id of a validated token with '@two_factor.user_id_loader'."
-        ) from None
+            "Flask-UCloud-2FA encrypts TOTP secrets and needs a key: set"
+            " UCLOUD_2FA_ENCRYPTION_KEYS to a list of Fernet keys (make one with"
+            " 'flask ucloud-2fa generate-key'), or at least SECRET_KEY."
+        )
+    logger.warning(
+        "UCLOUD_2FA_ENCRYPTION_KEYS is not set: TOTP secrets are encrypted under a key derived"
+        " from SECRET_KEY, so changing SECRET_KEY makes them unreadable. Set"
+        " UCLOUD_2FA_ENCRYPTION_KEYS for production."
+    )
+    return [derive_key(app.config["SECRET_KEY"], "flask-ucloud-2fa secrets")]
+
+
+def _attribute_loader(name: str, hook: str) -> Callable[[Any], Any]:
+    def load(token: Any) -> Any:
+        try:
+            return getattr(token, name)
+        except AttributeError:
+            raise RuntimeError(
+                f"The bearer token has no {name!r} attribute. Register a function that returns"
+                f" it from a validated token with '@two_factor.{hook}'."
+            ) from None
+
+    return load
 
 
 class TwoFactor:
@@ -102,11 +175,14 @@ class TwoFactor:
         self.resource_protector = resource_protector
         self.scopes = scopes
         self.clock = clock
-        #: The models bound to ``db``: ``models.Credential`` and ``models.Challenge``.
+        #: The models bound to ``db``: ``Credential``, ``Challenge`` and ``RecoveryCode``.
         self.models: Models = bind_models(db)
         self._settings: weakref.WeakKeyDictionary[Flask, Settings] = weakref.WeakKeyDictionary()
         self._login_completed: Callable[[CompletedLogin], ResponseReturnValue] | None = None
-        self._user_id_loader: Callable[[Any], Any] = _token_user_id
+        self._user_id_loader: Callable[[Any], Any] = _attribute_loader("user_id", "user_id_loader")
+        self._methods_loader: Callable[[Any], Any] = _attribute_loader(
+            "amr", "token_methods_loader"
+        )
         self._account_name_loader: Callable[[Any], str] | None = None
         if app is not None:
             self.init_app(app)
@@ -114,24 +190,28 @@ class TwoFactor:
     def init_app(self, app: Flask) -> None:
         """Read the ``UCLOUD_2FA_*`` config of ``app`` and register the routes on it.
 
-        :raises RuntimeError: the extension is already registered on ``app``.
+        :raises RuntimeError: the extension is already registered on ``app``, or no key to
+            encrypt secrets with is configured.
+        :raises ValueError: a configuration value that cannot work.
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
                 "Flask-UCloud-2FA is already registered on this app. Call 'init_app' once per"
                 " app, or use 'TwoFactor(app, ...)' without calling 'init_app' again."
             )
-        app.config.setdefault("UCLOUD_2FA_ISSUER", None)
-        app.config.setdefault("UCLOUD_2FA_URL_PREFIX", "/auth/2fa")
-        app.config.setdefault("UCLOUD_2FA_CHALLENGE_LIFETIME", 600)
-        app.config.setdefault("UCLOUD_2FA_MAX_ATTEMPTS", 5)
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
         settings = Settings.from_config(app)
         self._settings[app] = settings
         app.extensions[EXTENSION_KEY] = self
 
+        from .cli import cli
         from .views import blueprint
 
         app.register_blueprint(blueprint, url_prefix=settings.url_prefix)
+        # Also for errors raised in the app's own views: the login step, step-up checks.
+        app.register_error_handler(TwoFactorError, error_response)
+        app.cli.add_command(cli)
 
     # -- hooks the integrator registers ---------------------------------------------------
 
@@ -156,7 +236,13 @@ class TwoFactor:
         self._account_name_loader = f
         return f
 
-    # -- the login step ---------------------------------------------------------------------
+    def token_methods_loader(self, f: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """Register how to get a token's ``amr`` values (default ``token.amr``: a list or a
+        space-separated string), for :meth:`second_factor_required`."""
+        self._methods_loader = f
+        return f
+
+    # -- the login step and step-up -----------------------------------------------------------
 
     def login(
         self,
@@ -177,7 +263,38 @@ class TwoFactor:
         """
         return login_step(self, str(user_id), methods or ["pwd"], state or {})
 
-    # -- used by the views and the login step -------------------------------------------------
+    def second_factor_required(self, view: F) -> F:
+        """Decorate a view protected by the resource protector (put it below
+        ``@require_oauth()``): a user with connected 2FA must present a token whose login
+        used the second factor (``"otp"`` in its ``amr``), else 401
+        ``insufficient_user_authentication`` (RFC 9470)."""
+
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            token = g.get("authlib_server_oauth2_token")
+            if token is None:
+                raise RuntimeError(
+                    "'second_factor_required' found no validated token: put it below the"
+                    " resource protector's decorator, as in @require_oauth() then"
+                    " @two_factor.second_factor_required."
+                )
+            self.check_second_factor(token)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    def check_second_factor(self, token: Any) -> None:
+        """:raises InsufficientUserAuthentication: the token's user has 2FA connected and the
+        token's login did not use it."""
+        methods = self._methods_loader(token)
+        if isinstance(methods, str):
+            methods = methods.split()
+        if "otp" in methods:
+            return
+        if self.service().is_connected(self.user_id(token)):
+            raise InsufficientUserAuthentication()
+
+    # -- used by the views, the login step and the CLI ------------------------------------------
 
     @property
     def settings(self) -> Settings:
@@ -190,10 +307,38 @@ class TwoFactor:
         return ChallengeService(
             session=self.db.session,
             models=self.models,
+            box=settings.box,
             issuer=settings.issuer,
             challenge_lifetime=settings.challenge_lifetime,
-            max_attempts=settings.max_attempts,
+            limits=settings.limits,
+            recovery_code_count=settings.recovery_code_count,
             clock=self.clock,
+            emit=self.emit,
+        )
+
+    def emit(self, event: str, user_id: str, outcome: str, **data: Any) -> None:
+        """Send the signal of ``event`` and write its audit record."""
+        address = request.remote_addr if has_request_context() else None
+        signals.EVENTS[event].send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            user_id=user_id,
+            outcome=outcome,
+            client_address=address,
+            **data,
+        )
+        audit_logger.info(
+            "%s user_id=%s outcome=%s client_address=%s",
+            event,
+            user_id,
+            outcome,
+            address,
+            extra={
+                "event": event,
+                "user_id": user_id,
+                "outcome": outcome,
+                "client_address": address,
+                "details": data,
+            },
         )
 
     def acquire_token(self) -> Any:

@@ -1,4 +1,4 @@
-"""The extension's two tables, bound to the integrator's Flask-SQLAlchemy ``db``.
+"""The extension's tables, bound to the integrator's Flask-SQLAlchemy ``db``.
 
 The extension never creates its own ``SQLAlchemy()``: :func:`bind_models` defines the models on
 the ``db`` the integrator passes, once per ``db``, so ``db.create_all()`` and Flask-Migrate see
@@ -19,6 +19,7 @@ from sqlalchemy import ForeignKey
 from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import Text
+from sqlalchemy import UniqueConstraint
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import declared_attr
 from sqlalchemy.orm import mapped_column
@@ -40,12 +41,17 @@ class CredentialMixin:
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     #: The integrator's user id, as text, so any id type fits.
     user_id: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
-    secret: Mapped[str] = mapped_column(String(255), nullable=False)
+    #: The TOTP secret, Fernet-encrypted under ``UCLOUD_2FA_ENCRYPTION_KEYS``.
+    encrypted_secret: Mapped[str] = mapped_column(String(255), nullable=False)
     connected: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     connected_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     #: The last accepted RFC 6238 time step; codes of this step or earlier are refused.
     last_used_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: Consecutive wrong answers across all of the user's challenges; reset by a right one.
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    #: No answer is looked at before this time (back-off, or lock-out after many failures).
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     def __repr__(self) -> str:
         # The secret stays out of reprs, and so out of logs and tracebacks.
@@ -80,12 +86,37 @@ class ChallengeMixin:
         return f"<TwoFactorChallenge kind={self.kind!r} user_id={self.user_id!r}>"
 
 
+class RecoveryCodeMixin:
+    """One unused recovery code of a credential, stored as a keyed hash, deleted when used."""
+
+    __tablename__ = "ucloud_2fa_recovery_code"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+    @declared_attr
+    def credential_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr takes the class
+        return mapped_column(
+            Integer,
+            ForeignKey("ucloud_2fa_credential.id", ondelete="CASCADE"),
+            nullable=False,
+        )
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:  # noqa: N805
+        return (UniqueConstraint("credential_id", "code_hash"),)
+
+    def __repr__(self) -> str:
+        return f"<TwoFactorRecoveryCode credential_id={self.credential_id}>"
+
+
 @dataclass(frozen=True)
 class Models:
     """The concrete model classes bound to one ``db``."""
 
     Credential: type[CredentialMixin]
     Challenge: type[ChallengeMixin]
+    RecoveryCode: type[RecoveryCodeMixin]
 
 
 _bound: weakref.WeakKeyDictionary[Any, Models] = weakref.WeakKeyDictionary()
@@ -97,5 +128,8 @@ def bind_models(db: Any) -> Models:
     if models is None:
         credential = type("TwoFactorCredential", (CredentialMixin, db.Model), {})
         challenge = type("TwoFactorChallenge", (ChallengeMixin, db.Model), {})
-        models = _bound[db] = Models(Credential=credential, Challenge=challenge)
+        recovery = type("TwoFactorRecoveryCode", (RecoveryCodeMixin, db.Model), {})
+        models = _bound[db] = Models(
+            Credential=credential, Challenge=challenge, RecoveryCode=recovery
+        )
     return models

@@ -13,12 +13,14 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from . import totp
+from .challenges import Proof
 from .errors import BadRequest
 from .errors import TokenRefused
 from .errors import TwoFactorError
 from .errors import error_response
 from .extension import EXTENSION_KEY
 from .extension import TwoFactor
+from .recovery import normalize_recovery_code
 
 blueprint = Blueprint("ucloud_2fa", __name__)
 
@@ -59,8 +61,13 @@ def create_credentials() -> ResponseReturnValue:
 
 @blueprint.post("/challenge")
 def answer_challenge() -> ResponseReturnValue:
-    """``POST /auth/2fa/challenge``: answer a setup challenge (with a token) or a login one."""
-    challenge_id, code = _parse_answer(request.get_json(force=True, silent=True))
+    """``POST /auth/2fa/challenge``: answer a setup challenge (with a token) or a login one
+    (with a TOTP ``verificationCode`` or a ``recoveryCode``)."""
+    body = _json_object()
+    challenge_id = body.get("challengeId")
+    if not isinstance(challenge_id, str) or not 0 < len(challenge_id) <= MAX_CHALLENGE_ID_LENGTH:
+        raise BadRequest("challengeId must be the challenge id string you were given.")
+    proof = _parse_proof(body)
     two_factor = _two_factor()
     token_user_id: str | None = None
     missing_token: TokenRefused | None = None
@@ -72,7 +79,7 @@ def answer_challenge() -> ResponseReturnValue:
         missing_token = refused
     result = two_factor.service().answer(
         challenge_id,
-        code,
+        proof,
         token_user_id=token_user_id,
         missing_token=missing_token,
         complete_login=two_factor.complete_login,
@@ -82,20 +89,53 @@ def answer_challenge() -> ResponseReturnValue:
     return current_app.make_response(result)
 
 
-def _parse_answer(body: Any) -> tuple[str, str]:
-    """``(challengeId, six-digit code)`` from an answer body, or :class:`BadRequest`."""
+@blueprint.post("/recovery-codes")
+def regenerate_recovery_codes() -> ResponseReturnValue:
+    """``POST /auth/2fa/recovery-codes``: new recovery codes, shown once, for a second-factor
+    proof (``verificationCode`` or ``recoveryCode``); the earlier codes stop working."""
+    proof = _parse_proof(_json_object())
+    two_factor = _two_factor()
+    user_id = two_factor.user_id(two_factor.acquire_token())
+    codes = two_factor.service().regenerate_recovery_codes(user_id, proof)
+    return jsonify({"recoveryCodes": codes})
+
+
+@blueprint.post("/disable")
+def disable() -> ResponseReturnValue:
+    """``POST /auth/2fa/disable``: remove the user's 2FA, for a second-factor proof."""
+    proof = _parse_proof(_json_object())
+    two_factor = _two_factor()
+    user_id = two_factor.user_id(two_factor.acquire_token())
+    two_factor.service().disable(user_id, proof)
+    return jsonify({})
+
+
+def _json_object() -> dict[str, Any]:
+    """The request body as a JSON object, whatever its Content-Type (UCloud's own curl
+    examples send a malformed one), or :class:`BadRequest`."""
+    body = request.get_json(force=True, silent=True)
     if not isinstance(body, dict):
-        raise BadRequest("The body must be a JSON object with challengeId and verificationCode.")
-    challenge_id = body.get("challengeId")
-    if not isinstance(challenge_id, str) or not 0 < len(challenge_id) <= MAX_CHALLENGE_ID_LENGTH:
-        raise BadRequest("challengeId must be the challenge id string you were given.")
-    code = totp.normalize_code(body.get("verificationCode"))
+        raise BadRequest("The body must be a JSON object.")
+    return body
+
+
+def _parse_proof(body: dict[str, Any]) -> Proof:
+    """The ``verificationCode`` or ``recoveryCode`` of a body (exactly one), or
+    :class:`BadRequest`."""
+    if ("verificationCode" in body) == ("recoveryCode" in body):
+        raise BadRequest("Send either a verificationCode or a recoveryCode.")
+    if "recoveryCode" in body:
+        recovery_code = normalize_recovery_code(body["recoveryCode"])
+        if recovery_code is None:
+            raise BadRequest("recoveryCode must be one of your codes, like ABCD-EFGH-IJKL-MNOP.")
+        return Proof(recovery_code=recovery_code)
+    code = totp.normalize_code(body["verificationCode"])
     if code is None:
         raise BadRequest(
             "verificationCode must be a six-digit code: an integer from 0 to 999999 or a string"
             " of six digits."
         )
-    return challenge_id, code
+    return Proof(code=code)
 
 
 @blueprint.after_request
@@ -103,11 +143,6 @@ def _no_store(response: Response) -> Response:
     # Secrets, QR codes and tokens must not sit in caches.
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-@blueprint.errorhandler(TwoFactorError)
-def _two_factor_error(error: TwoFactorError) -> Response:
-    return error_response(error)
 
 
 @blueprint.errorhandler(HTTPException)

@@ -168,3 +168,8 @@ def connected_user(client: FlaskClient, user: TestUser, clock: FakeClock) -> tup
     assert answer.status_code == 200, answer.json
     clock.advance(30)
     return user, setup["secret"]
+
+
+def decrypt_secret(encrypted: str) -> str:
+    """The plaintext of a stored, encrypted TOTP secret (inside an app context)."""
+    return example_app.two_factor.settings.box.decrypt(encrypted)

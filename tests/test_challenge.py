@@ -18,6 +18,7 @@ from flask_ucloud_2fa.challenges import hash_challenge_id
 
 from conftest import FakeClock
 from conftest import code_for
+from conftest import decrypt_secret
 
 if TYPE_CHECKING:
     # Imported for annotations only: a module-level Test* class would be collected by pytest.
@@ -86,7 +87,7 @@ def credential_state(app: Flask, user: TestUser) -> dict[str, Any] | None:
         if row is None:
             return None
         return {
-            "secret": row.secret,
+            "secret": decrypt_secret(row.encrypted_secret),
             "connected": row.connected,
             "connected_at": row.connected_at,
             "last_used_step": row.last_used_step,
@@ -300,8 +301,11 @@ def test_wrong_codes_count_down_then_burn_the_challenge(
     for attempt, remaining in enumerate([4, 3, 2, 1, 0], start=1):
         response = answer(client, created["challengeId"], wrong, user.headers)
         assert_error(response, 403, "INVALID_CODE")
-        assert set(response.json) == ERROR_KEYS | {"remainingAttempts"}
+        # The fifth consecutive failure of the user also starts the per-user back-off.
+        backing_off = {"retryAfter"} if attempt == 5 else set()
+        assert set(response.json) == ERROR_KEYS | {"remainingAttempts"} | backing_off
         assert response.json["remainingAttempts"] == remaining
+        assert response.json.get("retryAfter", 1) == 1
         assert_no_secrets(response, created["secret"], wrong)
         expected_attempts = attempt if remaining else None
         assert challenge_attempts(app, created["challengeId"]) == expected_attempts

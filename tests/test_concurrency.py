@@ -32,6 +32,7 @@ from flask_ucloud_2fa.challenges import hash_challenge_id
 from conftest import FAST_HASH
 from conftest import FakeClock
 from conftest import code_for
+from conftest import decrypt_secret
 
 ROUNDS = 5
 THREADS = 8
@@ -164,11 +165,14 @@ def credentials_of(app: Flask, user_id: str) -> list[tuple[str, bool, int | None
     credential = two_factor.models.Credential
     with app.app_context():
         rows = db.session.execute(
-            select(credential.secret, credential.connected, credential.last_used_step).where(
-                credential.user_id == user_id
-            )
+            select(
+                credential.encrypted_secret, credential.connected, credential.last_used_step
+            ).where(credential.user_id == user_id)
         ).all()
-        return [(row.secret, row.connected, row.last_used_step) for row in rows]
+        return [
+            (decrypt_secret(row.encrypted_secret), row.connected, row.last_used_step)
+            for row in rows
+        ]
 
 
 def challenges_of(app: Flask, user_id: str) -> list[str]:

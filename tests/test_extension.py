@@ -14,6 +14,7 @@ import pytest
 from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.integrations.sqla_oauth2 import OAuth2TokenMixin
 from authlib.integrations.sqla_oauth2 import create_bearer_token_validator
+from cryptography.fernet import Fernet
 from flask import Flask
 from flask import jsonify
 from flask import request
@@ -33,6 +34,9 @@ from flask_ucloud_2fa import TwoFactor
 
 from conftest import FakeClock
 from conftest import code_for
+
+#: One encryption key for every custom app of this module.
+KEY = Fernet.generate_key().decode()
 
 #: The integrator's own ``db``, models and token validator, apart from the example app's.
 custom_db = SQLAlchemy()
@@ -107,6 +111,7 @@ def make_custom_app(tmp_path: Any) -> Iterator[MakeApp]:
         app.config.update(
             TESTING=True,
             SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/custom-{len(apps)}.sqlite",
+            UCLOUD_2FA_ENCRYPTION_KEYS=[KEY],
             **(config or {}),
         )
         custom_db.init_app(app)
@@ -180,6 +185,7 @@ def test_example_app_stores_its_extension(app: Flask) -> None:
 def test_app_passed_to_the_constructor_is_initialised(tmp_path: Any) -> None:
     app = Flask("constructed")
     app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path}/constructed.sqlite"
+    app.config["UCLOUD_2FA_ENCRYPTION_KEYS"] = [KEY]
     two_factor = TwoFactor(app, db=custom_db, resource_protector=ResourceProtector())
 
     assert app.extensions["ucloud_2fa"] is two_factor
@@ -218,7 +224,9 @@ def test_one_instance_serves_several_apps_with_their_own_settings(
 ) -> None:
     first = make_custom_app()
     other = Flask("other")
-    other.config.update(UCLOUD_2FA_URL_PREFIX="/mfa", UCLOUD_2FA_ISSUER="Other")
+    other.config.update(
+        UCLOUD_2FA_URL_PREFIX="/mfa", UCLOUD_2FA_ISSUER="Other", UCLOUD_2FA_ENCRYPTION_KEYS=[KEY]
+    )
 
     first.two_factor.init_app(other)
 
@@ -315,15 +323,13 @@ def test_refused_config_leaves_the_app_unregistered(tmp_path: Any) -> None:
         ("UCLOUD_2FA_CHALLENGE_LIFETIME", -600),
         ("UCLOUD_2FA_MAX_ATTEMPTS", 0),
         ("UCLOUD_2FA_MAX_ATTEMPTS", -1),
+        ("UCLOUD_2FA_BACKOFF_MAX", 0),
+        ("UCLOUD_2FA_LOCKOUT_AFTER", 0),
+        ("UCLOUD_2FA_RECOVERY_CODES", -1),
     ],
 )
 def test_non_positive_limits_are_refused(make_custom_app: MakeApp, key: str, value: int) -> None:
-    with pytest.raises(
-        ValueError,
-        match=re.escape(
-            "UCLOUD_2FA_CHALLENGE_LIFETIME and UCLOUD_2FA_MAX_ATTEMPTS must be positive."
-        ),
-    ):
+    with pytest.raises(ValueError, match=re.escape(f"{key} must be positive, not {value}.")):
         make_custom_app({key: value})
 
 

@@ -24,6 +24,7 @@ from flask_ucloud_2fa.challenges import hash_challenge_id
 
 from conftest import FakeClock
 from conftest import code_for
+from conftest import decrypt_secret
 
 if TYPE_CHECKING:
     # Imported for annotations only: a module-level Test* class would be collected by pytest.
@@ -63,7 +64,7 @@ def credential_rows(app: Flask) -> list[dict[str, Any]]:
             {
                 "id": row.id,
                 "user_id": row.user_id,
-                "secret": row.secret,
+                "secret": decrypt_secret(row.encrypted_secret),
                 "connected": row.connected,
                 "created_at": row.created_at,
                 "connected_at": row.connected_at,

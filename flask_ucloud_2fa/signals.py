@@ -1,0 +1,45 @@
+"""Blinker signals, one per decision the extension makes.
+
+Each is sent with the app as sender and these keyword arguments: ``user_id`` (text),
+``outcome`` (``"success"`` or ``"failure"``), ``client_address`` (or ``None`` outside a request)
+and, where it applies, ``kind`` (``"setup"`` or ``"login"``). No signal carries a secret, a code
+or a recovery code. :data:`EVENTS` maps each event name to its signal; every signal is also
+written as an audit record to the ``flask_ucloud_2fa.audit`` logger.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+#: A user started a setup: a new pending secret and setup challenge exist.
+setup_started = _signals.signal("ucloud-2fa-setup-started")
+#: A setup challenge was answered: the user's credential is connected.
+connected = _signals.signal("ucloud-2fa-connected")
+#: A challenge (setup or login) was answered correctly.
+challenge_passed = _signals.signal("ucloud-2fa-challenge-passed")
+#: A challenge was answered wrongly, with a used code, or while backing off.
+challenge_failed = _signals.signal("ucloud-2fa-challenge-failed")
+#: A user reached the consecutive-failure limit and is locked out for a while.
+locked_out = _signals.signal("ucloud-2fa-locked-out")
+#: A recovery code was used in place of a TOTP code.
+recovery_code_used = _signals.signal("ucloud-2fa-recovery-code-used")
+#: New recovery codes were generated; the earlier ones no longer work.
+recovery_codes_generated = _signals.signal("ucloud-2fa-recovery-codes-generated")
+#: A user disabled 2FA with a second-factor proof.
+disabled = _signals.signal("ucloud-2fa-disabled")
+#: An administrator reset a user's 2FA.
+reset = _signals.signal("ucloud-2fa-reset")
+
+EVENTS = {
+    "setup_started": setup_started,
+    "connected": connected,
+    "challenge_passed": challenge_passed,
+    "challenge_failed": challenge_failed,
+    "locked_out": locked_out,
+    "recovery_code_used": recovery_code_used,
+    "recovery_codes_generated": recovery_codes_generated,
+    "disabled": disabled,
+    "reset": reset,
+}
