@@ -54,7 +54,7 @@ def issue_tokens(login: CompletedLogin) -> ResponseReturnValue:
     token = Token(
         user_id=int(login.user_id),
         client_id="example-app",
-        token_type="Bearer",
+        token_type="Bearer",  # nosec B106 - a token type, not a password
         access_token=secrets.token_urlsafe(32),
         refresh_token=secrets.token_urlsafe(48),
         scope="",

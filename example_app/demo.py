@@ -15,7 +15,7 @@ from . import db
 from .models import User
 
 USERNAME = "demo"
-PASSWORD = "demo-password"
+PASSWORD = "demo-password"  # nosec B105 - the throwaway demo user, printed for people
 
 SESSION = """\
 Flask-UCloud-2FA demo: the example auth server runs at {url}

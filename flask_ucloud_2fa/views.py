@@ -20,6 +20,7 @@ from .errors import TwoFactorError
 from .errors import error_response
 from .extension import EXTENSION_KEY
 from .extension import TwoFactor
+from .openapi import openapi_document
 from .recovery import normalize_recovery_code
 
 blueprint = Blueprint("ucloud_2fa", __name__)
@@ -31,6 +32,12 @@ MAX_CHALLENGE_ID_LENGTH = 128
 def _two_factor() -> TwoFactor:
     extension: TwoFactor = current_app.extensions[EXTENSION_KEY]
     return extension
+
+
+@blueprint.get("/openapi.json")
+def openapi() -> ResponseReturnValue:
+    """The OpenAPI 3.1 document of these routes, under this app's prefix."""
+    return jsonify(openapi_document(_two_factor().settings.url_prefix))
 
 
 @blueprint.get("/status")

@@ -91,13 +91,18 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 
 
 @pytest.fixture
-def app(database_url: str, clock: FakeClock, tmp_path: os.PathLike[str]) -> Iterator[Flask]:
-    """The example app on a clean database."""
+def app(request: pytest.FixtureRequest, database_url: str, clock: FakeClock) -> Iterator[Flask]:
+    """The example app on a clean database.
+
+    ``@pytest.mark.app_config(KEY=value, ...)`` on a test adds to its configuration.
+    """
+    marker = request.node.get_closest_marker("app_config")
     app = create_app(
         {
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": database_url,
             "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 20} if "postgresql" in database_url else {},
+            **(marker.kwargs if marker else {}),
         }
     )
     yield app
@@ -109,6 +114,8 @@ def app(database_url: str, clock: FakeClock, tmp_path: os.PathLike[str]) -> Iter
 
 @dataclass
 class TestUser:
+    __test__ = False  # a fixture's value, not a test class
+
     id: int
     username: str
     password: str

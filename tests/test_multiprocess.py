@@ -1,0 +1,252 @@
+"""Two real server processes (gunicorn) on one PostgreSQL: they race and share every limit.
+
+Nothing lives in process memory, so answering on one process and then on the other, or on both
+at once, must behave exactly as one process would.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyotp
+import pytest
+import requests
+from cryptography.fernet import Fernet
+from flask import Flask
+from werkzeug.security import generate_password_hash
+
+from example_app import create_app
+from example_app import db
+from example_app import two_factor
+from example_app.models import User
+
+from conftest import FAST_HASH
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the server process exited"
+        try:
+            requests.get(url, timeout=5)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up")
+
+
+@pytest.fixture
+def local_app(postgresql_url: str) -> Iterator[Flask]:
+    """The example app in this process, on the servers' database, to read and seed it.
+
+    It creates the tables before the servers start, so neither races to create them.
+    """
+    app = create_app({"SQLALCHEMY_DATABASE_URI": postgresql_url})
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def servers(postgresql_url: str, local_app: Flask) -> Iterator[list[str]]:
+    """Two gunicorn processes of the example app on one database; their base URLs."""
+    config = {
+        "FLASK_SQLALCHEMY_DATABASE_URI": postgresql_url,
+        "FLASK_SECRET_KEY": secrets.token_urlsafe(32),
+        "FLASK_UCLOUD_2FA_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+    }
+    processes, urls = [], []
+    try:
+        for _ in range(2):
+            port = _free_port()
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--workers=1",
+                    f"--bind=127.0.0.1:{port}",
+                    "example_app:create_app()",
+                ],
+                cwd=REPO,
+                env={**os.environ, **config},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            processes.append(process)
+            urls.append(f"http://127.0.0.1:{port}")
+        for url, process in zip(urls, processes, strict=True):
+            _wait_until_serving(url, process)
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+@dataclass
+class ServerUser:
+    id: int
+    username: str
+    password: str
+    headers: dict[str, str]
+
+
+@pytest.fixture
+def server_user(local_app: Flask) -> Callable[[str], ServerUser]:
+    """A user created in the database and logged in with the password on ``base``."""
+
+    def make(base: str) -> ServerUser:
+        username, password = f"user-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+        with local_app.app_context():
+            hashed = generate_password_hash(password, FAST_HASH)
+            user = User(username=username, password_hash=hashed)
+            db.session.add(user)
+            db.session.commit()
+            user_id = user.id
+        login = requests.post(
+            f"{base}/auth/login", json={"username": username, "password": password}, timeout=10
+        )
+        assert login.status_code == 200, login.text
+        headers = {"Authorization": f"Bearer {login.json()['accessToken']}"}
+        return ServerUser(user_id, username, password, headers)
+
+    return make
+
+
+def connect(base: str, user: ServerUser) -> pyotp.TOTP:
+    """Set up and confirm 2FA on ``base``; the user's authenticator."""
+    setup = requests.post(f"{base}/auth/2fa", headers=user.headers, timeout=10).json()
+    totp = pyotp.TOTP(setup["secret"])
+    confirmed = requests.post(
+        f"{base}/auth/2fa/challenge",
+        headers=user.headers,
+        json={"challengeId": setup["challengeId"], "verificationCode": totp.now()},
+        timeout=10,
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    return totp
+
+
+def login_challenge(base: str, user: ServerUser) -> str:
+    credentials = {"username": user.username, "password": user.password}
+    response = requests.post(f"{base}/auth/login", json=credentials, timeout=10)
+    challenge: str = response.json()["2fa"]
+    return challenge
+
+
+def race_answers(bases: list[str], challenge: str, code: str) -> list[int]:
+    """Answer ``challenge`` on every base at once; the statuses."""
+    barrier = threading.Barrier(len(bases))
+    statuses: list[int] = []
+
+    def answer(base: str) -> None:
+        barrier.wait(timeout=10)
+        response = requests.post(
+            f"{base}/auth/2fa/challenge",
+            json={"challengeId": challenge, "verificationCode": code},
+            timeout=30,
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=answer, args=(base,)) for base in bases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(statuses) == len(bases), "a racing request did not finish"
+    return statuses
+
+
+def test_setup_on_one_process_is_answered_on_the_other(
+    servers: list[str], server_user: Callable[[str], ServerUser]
+) -> None:
+    first, second = servers
+    user = server_user(first)
+    setup = requests.post(f"{first}/auth/2fa", headers=user.headers, timeout=10).json()
+    answer = requests.post(
+        f"{second}/auth/2fa/challenge",
+        headers=user.headers,
+        json={
+            "challengeId": setup["challengeId"],
+            "verificationCode": pyotp.TOTP(setup["secret"]).now(),
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 200 and answer.json() == {}
+    status = requests.get(f"{first}/auth/2fa/status", headers=user.headers, timeout=10)
+    assert status.json() == {"connected": True}
+
+
+def test_both_processes_answering_one_login_challenge_make_one_login(
+    servers: list[str], server_user: Callable[[str], ServerUser]
+) -> None:
+    for _ in range(3):
+        user = server_user(servers[0])
+        totp = connect(servers[0], user)
+        challenge = login_challenge(servers[1], user)
+        # The next step's code: the setup spent this one.
+        statuses = race_answers(servers * 2, challenge, totp.at(time.time() + 30))
+        assert statuses.count(200) == 1, statuses
+        assert set(statuses) <= {200, 403, 404}, statuses
+
+
+def test_the_processes_share_attempt_counters(
+    servers: list[str], server_user: Callable[[str], ServerUser], local_app: Flask
+) -> None:
+    user = server_user(servers[0])
+    totp = connect(servers[0], user)
+    challenge = login_challenge(servers[0], user)
+    window = {totp.at(time.time() + 30 * offset) for offset in (-1, 0, 1, 2)}
+    wrong = next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in window)
+    remaining = []
+    for attempt in range(5):
+        response = requests.post(
+            f"{servers[attempt % 2]}/auth/2fa/challenge",
+            json={"challengeId": challenge, "verificationCode": wrong},
+            timeout=10,
+        )
+        assert response.status_code == 403, response.text
+        remaining.append(response.json()["remainingAttempts"])
+    assert remaining == [4, 3, 2, 1, 0]
+    gone = requests.post(
+        f"{servers[1]}/auth/2fa/challenge",
+        json={"challengeId": challenge, "verificationCode": totp.at(time.time() + 30)},
+        timeout=10,
+    )
+    assert gone.status_code == 404
+    # The fifth failure started the per-user back-off, which the other process enforces too.
+    fresh = login_challenge(servers[1], user)
+    blocked = requests.post(
+        f"{servers[1]}/auth/2fa/challenge",
+        json={"challengeId": fresh, "verificationCode": totp.at(time.time() + 30)},
+        timeout=10,
+    )
+    assert blocked.status_code == 429 and blocked.headers["Retry-After"] == "1"
+    with local_app.app_context():
+        credential = two_factor.models.Credential
+        failures = db.session.execute(
+            db.select(credential.failures).filter_by(user_id=str(user.id))
+        ).scalar_one()
+    assert failures == 5
