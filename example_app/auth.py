@@ -9,7 +9,10 @@ from authlib.integrations.flask_oauth2 import current_token
 from flask import Blueprint
 from flask import current_app
 from flask import jsonify
+from flask import redirect
 from flask import request
+from flask import session
+from flask import url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.security import generate_password_hash
 
@@ -48,11 +51,23 @@ def login() -> ResponseReturnValue:
 
 
 @two_factor.login_completed
-def issue_tokens(login: CompletedLogin) -> ResponseReturnValue:
-    """Finish a login: the only place the example app issues tokens."""
+def finish_login(login: CompletedLogin) -> ResponseReturnValue:
+    """Finish a login, the only place the example app authenticates anyone: a browser login
+    (from the login page) gets a session, an API login gets bearer tokens."""
+    if login.state.get("browser"):
+        session.clear()
+        session["user_id"] = int(login.user_id)
+        session["amr"] = login.methods
+        session["auth_time"] = login.auth_time
+        return redirect(safe_next(login.state.get("next")))
+    return jsonify(issue_tokens(int(login.user_id), login.methods, login.auth_time))
+
+
+def issue_tokens(user_id: int, methods: list[str], auth_time: int) -> dict[str, object]:
+    """A new access and refresh token for ``user_id``, in the UCloud-style JSON shape."""
     lifetime = current_app.config["ACCESS_TOKEN_LIFETIME"]
     token = Token(
-        user_id=int(login.user_id),
+        user_id=user_id,
         client_id="example-app",
         token_type="Bearer",  # nosec B106 - a token type, not a password
         access_token=secrets.token_urlsafe(32),
@@ -60,18 +75,23 @@ def issue_tokens(login: CompletedLogin) -> ResponseReturnValue:
         scope="",
         issued_at=int(time.time()),
         expires_in=lifetime,
-        amr=" ".join(login.methods),
-        auth_time=login.auth_time,
+        amr=" ".join(methods),
+        auth_time=auth_time,
     )
     db.session.add(token)
     db.session.commit()
-    return jsonify(
-        {
-            "accessToken": token.access_token,
-            "refreshToken": token.refresh_token,
-            "expiresAt": (token.issued_at + lifetime) * 1000,
-        }
-    )
+    return {
+        "accessToken": token.access_token,
+        "refreshToken": token.refresh_token,
+        "expiresAt": (token.issued_at + lifetime) * 1000,
+    }
+
+
+def safe_next(target: object) -> str:
+    """``target`` if it is a path on this site, else the settings page: no open redirects."""
+    if isinstance(target, str) and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return url_for("pages.settings")
 
 
 @two_factor.account_name_loader

@@ -18,6 +18,7 @@ every path, so two transactions never wait on each other in a cycle.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 import secrets
@@ -152,9 +153,13 @@ class CredentialStatus:
     pending_challenges: int
 
 
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
 def hash_challenge_id(challenge_id: str) -> str:
     """The stored form of a challenge id: its SHA-256, hex-encoded."""
-    return hashlib.sha256(challenge_id.encode("utf-8")).hexdigest()
+    return _sha256(challenge_id)
 
 
 def _utc(timestamp: float) -> datetime:
@@ -225,8 +230,18 @@ class ChallengeService:
 
     # -- the login step -------------------------------------------------------------------
 
-    def begin_login(self, user_id: str, methods: list[str], state: dict[str, Any]) -> str | None:
-        """A login challenge for ``user_id``, or ``None`` when the user has no connected 2FA."""
+    def begin_login(
+        self,
+        user_id: str,
+        methods: list[str],
+        state: dict[str, Any],
+        browser_binding: str | None = None,
+    ) -> str | None:
+        """A login challenge for ``user_id``, or ``None`` when the user has no connected 2FA.
+
+        :param browser_binding: a secret kept in the browser's cookie; the challenge can then
+            only be answered with it (see :meth:`answer`).
+        """
         credential = self.models.Credential
         credential_id = self.session.execute(
             select(credential.id).where(
@@ -236,7 +251,9 @@ class ChallengeService:
         if credential_id is None:
             return None
         context = json.dumps({"methods": methods, "state": state})
-        challenge_id = self._insert_challenge(LOGIN, user_id, credential_id, self.clock(), context)
+        challenge_id = self._insert_challenge(
+            LOGIN, user_id, credential_id, self.clock(), context, browser_binding
+        )
         self.session.commit()
         return challenge_id
 
@@ -248,6 +265,7 @@ class ChallengeService:
         token_user_id: str | None,
         missing_token: TwoFactorError | None,
         complete_login: Callable[[CompletedLogin], T],
+        browser_binding: str | None = None,
     ) -> T | None:
         """Answer a challenge with a TOTP code, or a login challenge with a recovery code.
 
@@ -263,6 +281,10 @@ class ChallengeService:
         :raises TooManyAttempts: the user is backing off or locked out; nothing was checked.
         :raises TwoFactorError: ``missing_token`` (or :class:`Unauthorized`) for a setup
             challenge answered without a token.
+
+        A challenge begun in a browser is answered only with that browser's
+        ``browser_binding``: a challenge id seen in a log or a Referer, or an attacker's own
+        challenge submitted from the victim's browser (login CSRF), is not enough.
         """
         now = self.clock()
         id_hash = hash_challenge_id(challenge_id)
@@ -274,6 +296,7 @@ class ChallengeService:
                 challenge.credential_id,
                 challenge.expires_at,
                 challenge.login_context,
+                challenge.browser_binding,
                 credential.encrypted_secret,
                 credential.failures,
                 credential.blocked_until,
@@ -282,6 +305,10 @@ class ChallengeService:
             .where(challenge.id_hash == id_hash)
         ).one_or_none()
         if row is None or row.expires_at <= _utc(now):
+            raise ChallengeNotFound()
+        if row.browser_binding is not None and not hmac.compare_digest(
+            row.browser_binding, _sha256(browser_binding or "")
+        ):
             raise ChallengeNotFound()
         if row.kind == SETUP:
             if token_user_id is None:
@@ -580,7 +607,13 @@ class ChallengeService:
         return int(credential_id)
 
     def _insert_challenge(
-        self, kind: str, user_id: str, credential_id: int, now: float, context: str | None
+        self,
+        kind: str,
+        user_id: str,
+        credential_id: int,
+        now: float,
+        context: str | None,
+        browser_binding: str | None = None,
     ) -> str:
         """Store a new challenge, clearing expired ones (an index range, no table scan)."""
         challenge = self.models.Challenge
@@ -595,6 +628,7 @@ class ChallengeService:
                 expires_at=_utc(now) + timedelta(seconds=self.challenge_lifetime),
                 attempts=0,
                 login_context=context,
+                browser_binding=None if browser_binding is None else _sha256(browser_binding),
             )
         )
         return challenge_id

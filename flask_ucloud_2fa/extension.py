@@ -57,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "UCLOUD_2FA_LOCKOUT_DURATION": 3600,
     "UCLOUD_2FA_RECOVERY_CODES": 10,
     "UCLOUD_2FA_ENCRYPTION_KEYS": None,
+    "UCLOUD_2FA_LOGIN_URL": "/",
 }
 
 
@@ -69,6 +70,7 @@ class Settings:
     challenge_lifetime: int
     limits: Limits
     recovery_code_count: int
+    login_url: str
     box: SecretBox = field(repr=False)
 
     @classmethod
@@ -108,6 +110,7 @@ class Settings:
                 lockout_duration=numbers["LOCKOUT_DURATION"],
             ),
             recovery_code_count=numbers["RECOVERY_CODES"],
+            login_url=config["UCLOUD_2FA_LOGIN_URL"],
             box=SecretBox(_encryption_keys(app)),
         )
 

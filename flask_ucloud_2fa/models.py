@@ -73,6 +73,8 @@ class ChallengeMixin:
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     #: JSON the login view passed to the login step, handed back to the completion hook.
     login_context: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: SHA-256 of the cookie that binds a browser login challenge to the browser it began in.
+    browser_binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     @declared_attr
     def credential_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr takes the class

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from flask import Blueprint
 from flask import Response
 from flask import current_app
 from flask import jsonify
+from flask import render_template
 from flask import request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
@@ -15,15 +17,21 @@ from werkzeug.exceptions import HTTPException
 from . import totp
 from .challenges import Proof
 from .errors import BadRequest
+from .errors import ChallengeNotFound
+from .errors import InvalidCode
 from .errors import TokenRefused
+from .errors import TooManyAttempts
 from .errors import TwoFactorError
+from .errors import Unauthorized
 from .errors import error_response
 from .extension import EXTENSION_KEY
 from .extension import TwoFactor
+from .login import BINDING_COOKIE
+from .login import csrf_token
 from .openapi import openapi_document
 from .recovery import normalize_recovery_code
 
-blueprint = Blueprint("ucloud_2fa", __name__)
+blueprint = Blueprint("ucloud_2fa", __name__, template_folder="templates")
 
 #: Longer than any challenge id the extension makes (43 characters); bounds the work per request.
 MAX_CHALLENGE_ID_LENGTH = 128
@@ -94,6 +102,85 @@ def answer_challenge() -> ResponseReturnValue:
     if result is None:
         return jsonify({})
     return current_app.make_response(result)
+
+
+@blueprint.get("")
+def challenge_page() -> ResponseReturnValue:
+    """``GET /auth/2fa?challengeId=...``: the HTML page where a browser answers its login
+    challenge. Override ``ucloud_2fa/challenge.html`` in the app's templates to restyle it."""
+    challenge_id = request.args.get("challengeId", "")
+    binding = request.cookies.get(BINDING_COOKIE)
+    if not challenge_id or binding is None:
+        return _challenge_page(challenge_id, None, "expired", 404)
+    return _challenge_page(challenge_id, binding, None, 200)
+
+
+@blueprint.post("/challenge/form")
+def answer_challenge_form() -> ResponseReturnValue:
+    """The challenge page's form: on success the integrator's login-completion response
+    (usually a redirect), else the page again with what went wrong."""
+    challenge_id = request.form.get("challengeId", "")
+    binding = request.cookies.get(BINDING_COOKIE)
+    if binding is None or not hmac.compare_digest(
+        request.form.get("csrfToken", ""), csrf_token(binding, challenge_id)
+    ):
+        return _challenge_page(challenge_id, None, "expired", 400)
+    proof = _form_proof()
+    if proof is None:
+        return _challenge_page(challenge_id, binding, "malformed", 400)
+    two_factor = _two_factor()
+    try:
+        result = two_factor.service().answer(
+            challenge_id,
+            proof,
+            token_user_id=None,
+            missing_token=None,
+            complete_login=two_factor.complete_login,
+            browser_binding=binding,
+        )
+    except InvalidCode as wrong:
+        remaining = wrong.extra.get("remainingAttempts")
+        if remaining == 0:
+            return _challenge_page(challenge_id, None, "expired", 403)
+        return _challenge_page(challenge_id, binding, "wrong", 403, remaining_attempts=remaining)
+    except TooManyAttempts as blocked:
+        page = _challenge_page(
+            challenge_id, binding, "blocked", 429, retry_after=blocked.extra["retryAfter"]
+        )
+        page.headers.update(blocked.headers)
+        return page
+    except (ChallengeNotFound, Unauthorized):
+        return _challenge_page(challenge_id, None, "expired", 404)
+    if result is None:  # a setup challenge: those are answered with a token, not here
+        return _challenge_page(challenge_id, None, "expired", 404)
+    response = current_app.make_response(result)
+    response.delete_cookie(BINDING_COOKIE, path=two_factor.settings.url_prefix)
+    return response
+
+
+def _form_proof() -> Proof | None:
+    """The form's six-digit code, or else its recovery code; ``None`` when neither is one."""
+    recovery = request.form.get("recoveryCode", "").strip()
+    if recovery:
+        recovery_code = normalize_recovery_code(recovery)
+        return None if recovery_code is None else Proof(recovery_code=recovery_code)
+    code = totp.normalize_code(request.form.get("verificationCode", "").strip())
+    return None if code is None else Proof(code=code)
+
+
+def _challenge_page(
+    challenge_id: str, binding: str | None, problem: str | None, status: int, **context: Any
+) -> Response:
+    """The challenge page; without ``binding`` it offers only the way back to the login."""
+    html = render_template(
+        "ucloud_2fa/challenge.html",
+        challenge_id=challenge_id,
+        csrf_token=None if binding is None else csrf_token(binding, challenge_id),
+        problem=problem,
+        login_url=_two_factor().settings.login_url,
+        **context,
+    )
+    return Response(html, status=status, mimetype="text/html")
 
 
 @blueprint.post("/recovery-codes")
