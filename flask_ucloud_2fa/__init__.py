@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from .challenges import CompletedLogin
 from .challenges import CreatedCredentials
+from .challenges import CredentialStatus
+from .challenges import Proof
 from .errors import AlreadyConnected
 from .errors import BadRequest
 from .errors import ChallengeNotFound
+from .errors import InsufficientUserAuthentication
 from .errors import InvalidCode
+from .errors import LockedOut
+from .errors import NotConnected
 from .errors import TokenRefused
+from .errors import TooManyAttempts
 from .errors import TwoFactorError
 from .errors import Unauthorized
 from .extension import TwoFactor
+from .openapi import openapi_document
 
 __all__ = [
     "AlreadyConnected",
@@ -19,9 +26,16 @@ __all__ = [
     "ChallengeNotFound",
     "CompletedLogin",
     "CreatedCredentials",
+    "CredentialStatus",
+    "InsufficientUserAuthentication",
     "InvalidCode",
+    "LockedOut",
+    "NotConnected",
+    "Proof",
     "TokenRefused",
+    "TooManyAttempts",
     "TwoFactor",
     "TwoFactorError",
     "Unauthorized",
+    "openapi_document",
 ]
