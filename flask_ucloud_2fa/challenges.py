@@ -263,9 +263,10 @@ class ChallengeService:
         proof: Proof,
         *,
         token_user_id: str | None,
-        missing_token: TwoFactorError | None,
-        complete_login: Callable[[CompletedLogin], T],
+        missing_token: TwoFactorError | None = None,
+        complete_login: Callable[[CompletedLogin], T] | None = None,
         browser_binding: str | None = None,
+        kind: str | None = None,
     ) -> T | None:
         """Answer a challenge with a TOTP code, or a login challenge with a recovery code.
 
@@ -281,6 +282,9 @@ class ChallengeService:
         :raises TooManyAttempts: the user is backing off or locked out; nothing was checked.
         :raises TwoFactorError: ``missing_token`` (or :class:`Unauthorized`) for a setup
             challenge answered without a token.
+
+        ``kind`` (``"setup"`` or ``"login"``) restricts which challenges this call may answer:
+        any other is, to it, unknown. ``complete_login`` is needed for login challenges.
 
         A challenge begun in a browser is answered only with that browser's
         ``browser_binding``: a challenge id seen in a log or a Referer, or an attacker's own
@@ -304,8 +308,10 @@ class ChallengeService:
             .join(credential, credential.id == challenge.credential_id)
             .where(challenge.id_hash == id_hash)
         ).one_or_none()
-        if row is None or row.expires_at <= _utc(now):
+        if row is None or row.expires_at <= _utc(now) or kind not in (None, row.kind):
             raise ChallengeNotFound()
+        if row.kind == LOGIN and complete_login is None:
+            raise RuntimeError("Answering a login challenge needs complete_login.")
         if row.browser_binding is not None and not hmac.compare_digest(
             row.browser_binding, _sha256(browser_binding or "")
         ):
@@ -340,6 +346,7 @@ class ChallengeService:
             auth_time=int(now),
             state=context.get("state", {}),
         )
+        assert complete_login is not None  # checked above, before anything was spent
         try:
             result = complete_login(login)
         except BaseException:

@@ -22,12 +22,12 @@ from .errors import InvalidCode
 from .errors import TokenRefused
 from .errors import TooManyAttempts
 from .errors import TwoFactorError
-from .errors import Unauthorized
 from .errors import error_response
 from .extension import EXTENSION_KEY
 from .extension import TwoFactor
 from .login import BINDING_COOKIE
 from .login import csrf_token
+from .models import LOGIN
 from .openapi import openapi_document
 from .recovery import normalize_recovery_code
 
@@ -121,10 +121,12 @@ def answer_challenge_form() -> ResponseReturnValue:
     (usually a redirect), else the page again with what went wrong."""
     challenge_id = request.form.get("challengeId", "")
     binding = request.cookies.get(BINDING_COOKIE)
-    if binding is None or not hmac.compare_digest(
+    if binding is None:  # no login began in this browser, or it ended
+        return _challenge_page(challenge_id, None, "expired", 404)
+    if not hmac.compare_digest(
         request.form.get("csrfToken", ""), csrf_token(binding, challenge_id)
     ):
-        return _challenge_page(challenge_id, None, "expired", 400)
+        return _challenge_page(challenge_id, None, "expired", 403)
     proof = _form_proof()
     if proof is None:
         return _challenge_page(challenge_id, binding, "malformed", 400)
@@ -137,6 +139,7 @@ def answer_challenge_form() -> ResponseReturnValue:
             missing_token=None,
             complete_login=two_factor.complete_login,
             browser_binding=binding,
+            kind=LOGIN,
         )
     except InvalidCode as wrong:
         remaining = wrong.extra.get("remainingAttempts")
@@ -149,9 +152,9 @@ def answer_challenge_form() -> ResponseReturnValue:
         )
         page.headers.update(blocked.headers)
         return page
-    except (ChallengeNotFound, Unauthorized):
+    except ChallengeNotFound:
         return _challenge_page(challenge_id, None, "expired", 404)
-    if result is None:  # a setup challenge: those are answered with a token, not here
+    if result is None:  # only setup challenges answer nothing, and kind=LOGIN excludes them
         return _challenge_page(challenge_id, None, "expired", 404)
     response = current_app.make_response(result)
     response.delete_cookie(BINDING_COOKIE, path=two_factor.settings.url_prefix)
@@ -187,9 +190,9 @@ def _challenge_page(
 def regenerate_recovery_codes() -> ResponseReturnValue:
     """``POST /auth/2fa/recovery-codes``: new recovery codes, shown once, for a second-factor
     proof (``verificationCode`` or ``recoveryCode``); the earlier codes stop working."""
-    proof = _parse_proof(_json_object())
     two_factor = _two_factor()
     user_id = two_factor.user_id(two_factor.acquire_token())
+    proof = _parse_proof(_json_object())
     codes = two_factor.service().regenerate_recovery_codes(user_id, proof)
     return jsonify({"recoveryCodes": codes})
 
@@ -197,9 +200,9 @@ def regenerate_recovery_codes() -> ResponseReturnValue:
 @blueprint.post("/disable")
 def disable() -> ResponseReturnValue:
     """``POST /auth/2fa/disable``: remove the user's 2FA, for a second-factor proof."""
-    proof = _parse_proof(_json_object())
     two_factor = _two_factor()
     user_id = two_factor.user_id(two_factor.acquire_token())
+    proof = _parse_proof(_json_object())
     two_factor.service().disable(user_id, proof)
     return jsonify({})
 

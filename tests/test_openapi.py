@@ -37,6 +37,7 @@ def test_the_document_follows_the_url_prefix() -> None:
         "/mfa/status",
         "/mfa",
         "/mfa/challenge",
+        "/mfa/challenge/form",
         "/mfa/recovery-codes",
         "/mfa/disable",
     }

@@ -1,0 +1,734 @@
+"""Recovery codes: made on a second-factor proof, shown once, stored as keyed hashes, accepted
+once at the login step in place of a TOTP code, and counted by the same attempt limits."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import threading
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func
+from sqlalchemy import select
+from werkzeug.security import generate_password_hash
+
+import example_app
+from example_app import create_app
+from example_app import db
+from example_app.models import Token
+from example_app.models import User
+
+from conftest import FAST_HASH
+from conftest import FakeClock
+from conftest import code_for
+
+if TYPE_CHECKING:
+    # Imported for annotations only: a module-level Test* class would be collected by pytest.
+    from conftest import TestUser
+
+RECOVERY_CODE = re.compile(r"[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}")
+TOKEN_KEYS = {"accessToken", "refreshToken", "expiresAt"}
+#: Well-formed, but never one of anybody's codes (recovery codes never contain "A2A2...").
+UNKNOWN_RECOVERY_CODE = "A2A2-A2A2-A2A2-A2A2"
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def wrong_code(secret: str, clock: FakeClock) -> str:
+    """A six-digit code that no step of the skew window accepts."""
+    valid = {code_for(secret, clock, offset) for offset in (-1, 0, 1)}
+    return next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in valid)
+
+
+def regenerate(client: FlaskClient, user: TestUser, **proof: Any) -> Any:
+    return client.post("/auth/2fa/recovery-codes", headers=user.headers, json=proof)
+
+
+def new_codes(client: FlaskClient, user: TestUser, secret: str, clock: FakeClock) -> list[str]:
+    """Fresh recovery codes for a TOTP code; moves the clock a step on, so the code is not
+    needed again."""
+    response = regenerate(client, user, verificationCode=code_for(secret, clock))
+    assert response.status_code == 200, response.json
+    codes: list[str] = response.json["recoveryCodes"]
+    clock.advance(30)
+    return codes
+
+
+def begin_login(client: FlaskClient, user: TestUser) -> str:
+    response = client.post(
+        "/auth/login", json={"username": user.username, "password": user.password}
+    )
+    assert response.status_code == 200, response.json
+    assert set(response.json) == {"2fa"}
+    challenge_id: str = response.json["2fa"]
+    return challenge_id
+
+
+def answer_with_recovery_code(client: FlaskClient, challenge_id: str, code: str) -> Any:
+    return client.post(
+        "/auth/2fa/challenge", json={"challengeId": challenge_id, "recoveryCode": code}
+    )
+
+
+def answer_with_totp(client: FlaskClient, challenge_id: str, code: str) -> Any:
+    return client.post(
+        "/auth/2fa/challenge", json={"challengeId": challenge_id, "verificationCode": code}
+    )
+
+
+def me(client: FlaskClient, access_token: str) -> Any:
+    return client.get("/api/me", headers={"Authorization": f"Bearer {access_token}"})
+
+
+def assert_error(response: Any, status: int, error_code: str) -> None:
+    assert response.status_code == status, response.json
+    assert response.json["statusCode"] == status
+    assert response.json["errorCode"] == error_code
+    assert response.json["why"]
+
+
+def credential_id_of(app: Flask, user: TestUser) -> int:
+    credential = example_app.two_factor.models.Credential
+    with app.app_context():
+        found: int = db.session.execute(
+            select(credential.id).where(credential.user_id == str(user.id))
+        ).scalar_one()
+        return found
+
+
+def stored_hashes(app: Flask, user: TestUser) -> list[str]:
+    """The ``code_hash`` of every recovery-code row of the user's credential."""
+    credential, recovery = (
+        example_app.two_factor.models.Credential,
+        example_app.two_factor.models.RecoveryCode,
+    )
+    with app.app_context():
+        return list(
+            db.session.execute(
+                select(recovery.code_hash)
+                .join(credential, credential.id == recovery.credential_id)
+                .where(credential.user_id == str(user.id))
+            )
+            .scalars()
+            .all()
+        )
+
+
+def failures_of(app: Flask, user: TestUser) -> int:
+    credential = example_app.two_factor.models.Credential
+    with app.app_context():
+        failures: int = db.session.execute(
+            select(credential.failures).where(credential.user_id == str(user.id))
+        ).scalar_one()
+        return failures
+
+
+def challenge_count(app: Flask, user: TestUser) -> int:
+    challenge = example_app.two_factor.models.Challenge
+    with app.app_context():
+        total: int = db.session.execute(
+            select(func.count()).where(challenge.user_id == str(user.id))
+        ).scalar_one()
+        return total
+
+
+def every_stored_value(app: Flask) -> list[str]:
+    """Every value of every column of every table of the app, as text."""
+    values: list[str] = []
+    with app.app_context():
+        for table in db.metadata.sorted_tables:
+            for row in db.session.execute(select(table)):
+                values.extend(str(value) for value in row)
+    return values
+
+
+def canonical(code: str) -> str:
+    return code.replace("-", "")
+
+
+# -- generating codes --------------------------------------------------------------------------
+
+
+def test_valid_code_returns_ten_distinct_recovery_codes(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, secret = connected_user
+
+    response = regenerate(client, user, verificationCode=code_for(secret, clock))
+
+    assert response.status_code == 200, response.json
+    assert set(response.json) == {"recoveryCodes"}
+    codes = response.json["recoveryCodes"]
+    assert len(codes) == 10
+    assert all(RECOVERY_CODE.fullmatch(code) for code in codes), codes
+    # 16 base32 characters carry 80 bits, more than the 64 promised.
+    assert all(len(canonical(code)) * 5 >= 64 for code in codes)
+    assert len(set(codes)) == 10
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_recovery_codes_are_stored_as_keyed_hashes_only(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, secret = connected_user
+
+    codes = new_codes(client, user, secret, clock)
+
+    hashes = stored_hashes(app, user)
+    assert len(hashes) == 10
+    assert len(set(hashes)) == 10
+    plain_forms = {form for code in codes for form in (code, canonical(code), code.lower())}
+    unkeyed = {hashlib.sha256(form.encode()).hexdigest() for form in plain_forms}
+    assert not set(hashes) & plain_forms
+    assert not set(hashes) & unkeyed
+    # They are the keyed hashes of the codes under the configured keys, and nothing else.
+    with app.app_context():
+        box = example_app.two_factor.settings.box
+        assert set(hashes) == {box.keyed_hash(canonical(code)) for code in codes}
+    stored = every_stored_value(app)
+    for form in plain_forms:
+        assert not any(form in value for value in stored), form
+
+
+@pytest.mark.app_config(UCLOUD_2FA_RECOVERY_CODES=3)
+def test_number_of_codes_is_configurable(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, secret = connected_user
+
+    codes = new_codes(client, user, secret, clock)
+
+    assert len(codes) == 3
+    assert len(stored_hashes(app, user)) == 3
+
+
+def test_code_used_for_generating_is_spent(
+    client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, secret = connected_user
+    code = code_for(secret, clock)
+    assert regenerate(client, user, verificationCode=code).status_code == 200
+    challenge_id = begin_login(client, user)
+
+    reused = answer_with_totp(client, challenge_id, code)
+
+    assert_error(reused, 403, "INVALID_CODE")
+    assert reused.json["remainingAttempts"] == 4
+    # The next step's code still finishes the same login.
+    clock.advance(30)
+    finished = answer_with_totp(client, challenge_id, code_for(secret, clock))
+    assert finished.status_code == 200
+    assert set(finished.json) == TOKEN_KEYS
+
+
+def make_bad_body(kind: str, code: str, recovery: str) -> Any:
+    return {
+        "empty": {},
+        "both": {"verificationCode": code, "recoveryCode": recovery},
+        "short code": {"verificationCode": code[:5]},
+        "boolean code": {"verificationCode": True},
+        "too short recovery code": {"recoveryCode": recovery[:-1]},
+        "recovery code outside base32": {"recoveryCode": recovery[:-1] + "1"},
+        "integer recovery code": {"recoveryCode": 1234},
+        "not an object": [code],
+    }[kind]
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "empty",
+        "both",
+        "short code",
+        "boolean code",
+        "too short recovery code",
+        "recovery code outside base32",
+        "integer recovery code",
+        "not an object",
+    ],
+)
+def test_bad_proof_is_400_and_changes_nothing(
+    app: Flask,
+    client: FlaskClient,
+    connected_user: tuple[TestUser, str],
+    clock: FakeClock,
+    kind: str,
+) -> None:
+    user, secret = connected_user
+    codes = new_codes(client, user, secret, clock)
+    before = stored_hashes(app, user)
+
+    response = client.post(
+        "/auth/2fa/recovery-codes",
+        headers=user.headers,
+        json=make_bad_body(kind, code_for(secret, clock), codes[0]),
+    )
+
+    assert_error(response, 400, "BAD_REQUEST")
+    assert sorted(stored_hashes(app, user)) == sorted(before)
+    assert failures_of(app, user) == 0
+    # Neither proof was spent: the code of this step still works.
+    assert regenerate(client, user, verificationCode=code_for(secret, clock)).status_code == 200
+
+
+def test_wrong_code_is_403_and_keeps_the_codes(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, secret = connected_user
+    codes = new_codes(client, user, secret, clock)
+    before = stored_hashes(app, user)
+
+    response = regenerate(client, user, verificationCode=wrong_code(secret, clock))
+
+    assert_error(response, 403, "INVALID_CODE")
+    assert "recoveryCodes" not in response.json
+    assert "remainingAttempts" not in response.json  # no challenge is involved
+    assert sorted(stored_hashes(app, user)) == sorted(before)
+    assert failures_of(app, user) == 1
+    # The old codes still work.
+    finished = answer_with_recovery_code(client, begin_login(client, user), codes[0])
+    assert finished.status_code == 200
+
+
+def test_unknown_recovery_code_is_403_and_keeps_the_codes(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, secret = connected_user
+    new_codes(client, user, secret, clock)
+    before = stored_hashes(app, user)
+
+    response = regenerate(client, user, recoveryCode=UNKNOWN_RECOVERY_CODE)
+
+    assert_error(response, 403, "INVALID_CODE")
+    assert sorted(stored_hashes(app, user)) == sorted(before)
+    assert failures_of(app, user) == 1
+
+
+def test_another_users_recovery_code_is_no_proof(
+    app: Flask,
+    client: FlaskClient,
+    connected_user: tuple[TestUser, str],
+    make_user: Callable[[str], TestUser],
+    clock: FakeClock,
+) -> None:
+    alice, alice_secret = connected_user
+    alice_codes = new_codes(client, alice, alice_secret, clock)
+    bob = make_user("bob")
+    setup = client.post("/auth/2fa", headers=bob.headers).json
+    confirmed = client.post(
+        "/auth/2fa/challenge",
+        headers=bob.headers,
+        json={
+            "challengeId": setup["challengeId"],
+            "verificationCode": code_for(setup["secret"], clock),
+        },
+    )
+    assert confirmed.status_code == 200
+
+    response = regenerate(client, bob, recoveryCode=alice_codes[0])
+
+    assert_error(response, 403, "INVALID_CODE")
+    assert len(stored_hashes(app, alice)) == 10
+    assert stored_hashes(app, bob) == []
+
+
+def test_user_without_2fa_is_409(app: Flask, client: FlaskClient, user: TestUser) -> None:
+    response = regenerate(client, user, verificationCode="123456")
+
+    assert_error(response, 409, "NOT_CONNECTED")
+    with app.app_context():
+        assert (
+            db.session.execute(
+                select(func.count()).select_from(example_app.two_factor.models.RecoveryCode)
+            ).scalar_one()
+            == 0
+        )
+
+
+def test_user_with_a_pending_setup_is_409(
+    app: Flask, client: FlaskClient, user: TestUser, clock: FakeClock
+) -> None:
+    setup = client.post("/auth/2fa", headers=user.headers).json
+
+    response = regenerate(client, user, verificationCode=code_for(setup["secret"], clock))
+
+    assert_error(response, 409, "NOT_CONNECTED")
+    assert stored_hashes(app, user) == []
+    # The setup's code was not spent: it still confirms the setup.
+    confirmed = client.post(
+        "/auth/2fa/challenge",
+        headers=user.headers,
+        json={
+            "challengeId": setup["challengeId"],
+            "verificationCode": code_for(setup["secret"], clock),
+        },
+    )
+    assert confirmed.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer not-a-token"}], ids=["no-token", "bad-token"]
+)
+def test_without_a_valid_token_is_401(
+    app: Flask,
+    client: FlaskClient,
+    connected_user: tuple[TestUser, str],
+    clock: FakeClock,
+    headers: dict[str, str],
+) -> None:
+    user, secret = connected_user
+
+    response = client.post(
+        "/auth/2fa/recovery-codes",
+        headers=headers,
+        json={"verificationCode": code_for(secret, clock)},
+    )
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].lower().startswith("bearer")
+    assert "recoveryCodes" not in (response.json or {})
+    assert stored_hashes(app, user) == []
+    # The code was not spent.
+    assert regenerate(client, user, verificationCode=code_for(secret, clock)).status_code == 200
+
+
+# -- logging in with a recovery code -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        pytest.param(lambda code: code, id="as-shown"),
+        pytest.param(str.lower, id="lower-case"),
+        pytest.param(canonical, id="without-dashes"),
+        pytest.param(lambda code: canonical(code).lower(), id="lower-case-without-dashes"),
+    ],
+)
+def test_login_with_a_recovery_code_gives_tokens(
+    app: Flask,
+    client: FlaskClient,
+    connected_user: tuple[TestUser, str],
+    clock: FakeClock,
+    spelling: Callable[[str], str],
+) -> None:
+    user, secret = connected_user
+    codes = new_codes(client, user, secret, clock)
+    challenge_id = begin_login(client, user)
+
+    response = answer_with_recovery_code(client, challenge_id, spelling(codes[3]))
+
+    assert response.status_code == 200, response.json
+    assert set(response.json) == TOKEN_KEYS
+    who = me(client, response.json["accessToken"])
+    assert who.json["username"] == user.username
+    assert who.json["amr"] == ["pwd", "otp"]
+    assert len(stored_hashes(app, user)) == 9
+    assert challenge_count(app, user) == 0
+
+
+def test_recovery_code_is_single_use(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, secret = connected_user
+    codes = new_codes(client, user, secret, clock)
+    first = answer_with_recovery_code(client, begin_login(client, user), codes[0])
+    assert first.status_code == 200
+    with app.app_context():
+        tokens = db.session.execute(select(func.count()).select_from(Token)).scalar_one()
+    challenge_id = begin_login(client, user)
+
+    again = answer_with_recovery_code(client, challenge_id, codes[0].lower())
+
+    assert_error(again, 403, "INVALID_CODE")
+    assert again.json["remainingAttempts"] == 4
+    assert len(stored_hashes(app, user)) == 9
+    with app.app_context():
+        assert db.session.execute(select(func.count()).select_from(Token)).scalar_one() == tokens
+    # Another of the codes finishes the same challenge.
+    other = answer_with_recovery_code(client, challenge_id, codes[1])
+    assert other.status_code == 200
+    assert len(stored_hashes(app, user)) == 8
+
+
+def test_recovery_code_clears_the_users_failures(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, secret = connected_user
+    codes = new_codes(client, user, secret, clock)
+    challenge_id = begin_login(client, user)
+    wrong = answer_with_totp(client, challenge_id, wrong_code(secret, clock))
+    assert wrong.status_code == 403
+    assert failures_of(app, user) == 1
+
+    assert answer_with_recovery_code(client, challenge_id, codes[0]).status_code == 200
+
+    assert failures_of(app, user) == 0
+
+
+def test_recovery_code_on_a_setup_challenge_is_400(
+    app: Flask,
+    client: FlaskClient,
+    connected_user: tuple[TestUser, str],
+    make_user: Callable[[str], TestUser],
+    clock: FakeClock,
+) -> None:
+    alice, alice_secret = connected_user
+    alice_codes = new_codes(client, alice, alice_secret, clock)
+    bob = make_user("bob")
+    setup = client.post("/auth/2fa", headers=bob.headers).json
+
+    for code in (alice_codes[0], UNKNOWN_RECOVERY_CODE):
+        response = client.post(
+            "/auth/2fa/challenge",
+            headers=bob.headers,
+            json={"challengeId": setup["challengeId"], "recoveryCode": code},
+        )
+        assert_error(response, 400, "BAD_REQUEST")
+
+    assert client.get("/auth/2fa/status", headers=bob.headers).json == {"connected": False}
+    assert challenge_count(app, bob) == 1
+    assert failures_of(app, bob) == 0
+    assert len(stored_hashes(app, alice)) == 10
+    confirmed = client.post(
+        "/auth/2fa/challenge",
+        headers=bob.headers,
+        json={
+            "challengeId": setup["challengeId"],
+            "verificationCode": code_for(setup["secret"], clock),
+        },
+    )
+    assert confirmed.status_code == 200
+
+
+def test_user_without_recovery_codes_cannot_use_one(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str]
+) -> None:
+    user, _ = connected_user
+    challenge_id = begin_login(client, user)
+
+    response = answer_with_recovery_code(client, challenge_id, UNKNOWN_RECOVERY_CODE)
+
+    assert_error(response, 403, "INVALID_CODE")
+    assert response.json["remainingAttempts"] == 4
+
+
+# -- regenerating ------------------------------------------------------------------------------
+
+
+def test_regenerating_with_a_totp_code_invalidates_the_old_codes(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, secret = connected_user
+    old = new_codes(client, user, secret, clock)
+
+    new = new_codes(client, user, secret, clock)
+
+    assert not set(old) & set(new)
+    assert len(stored_hashes(app, user)) == 10
+    challenge_id = begin_login(client, user)
+    # Four of the old codes (a fifth wrong answer would burn the challenge).
+    for code in old[:4]:
+        assert_error(answer_with_recovery_code(client, challenge_id, code), 403, "INVALID_CODE")
+    assert answer_with_recovery_code(client, challenge_id, new[0]).status_code == 200
+    assert len(stored_hashes(app, user)) == 9
+
+
+def test_regenerating_with_a_recovery_code_invalidates_the_old_codes(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, secret = connected_user
+    old = new_codes(client, user, secret, clock)
+
+    response = regenerate(client, user, recoveryCode=old[0].lower())
+
+    assert response.status_code == 200, response.json
+    new = response.json["recoveryCodes"]
+    assert len(new) == 10
+    assert not set(old) & set(new)
+    assert len(stored_hashes(app, user)) == 10
+    with app.app_context():
+        box = example_app.two_factor.settings.box
+        assert set(stored_hashes(app, user)) == {box.keyed_hash(canonical(c)) for c in new}
+    # Neither the code used as proof nor the other old codes work any more.
+    assert_error(regenerate(client, user, recoveryCode=old[0]), 403, "INVALID_CODE")
+    challenge_id = begin_login(client, user)
+    assert_error(answer_with_recovery_code(client, challenge_id, old[1]), 403, "INVALID_CODE")
+    assert answer_with_recovery_code(client, challenge_id, new[1]).status_code == 200
+
+
+# -- attempt limits ----------------------------------------------------------------------------
+
+
+def test_wrong_recovery_codes_count_toward_the_challenge_attempts(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, secret = connected_user
+    codes = new_codes(client, user, secret, clock)
+    challenge_id = begin_login(client, user)
+
+    remaining = []
+    for attempt in range(5):
+        if attempt == 2:  # a wrong TOTP code counts on the same counter
+            response = answer_with_totp(client, challenge_id, wrong_code(secret, clock))
+        else:
+            response = answer_with_recovery_code(client, challenge_id, UNKNOWN_RECOVERY_CODE)
+        assert_error(response, 403, "INVALID_CODE")
+        remaining.append(response.json["remainingAttempts"])
+
+    assert remaining == [4, 3, 2, 1, 0]
+    assert challenge_count(app, user) == 0
+    assert failures_of(app, user) == 5
+    # The burned challenge takes no right code either, and spends none.
+    clock.advance(60)
+    burned = answer_with_recovery_code(client, challenge_id, codes[0])
+    assert_error(burned, 404, "CHALLENGE_NOT_FOUND")
+    assert len(stored_hashes(app, user)) == 10
+
+
+def test_wrong_recovery_codes_back_off_the_user(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, secret = connected_user
+    codes = new_codes(client, user, secret, clock)
+    for _ in range(5):
+        challenge_id = begin_login(client, user)
+        wrong = answer_with_recovery_code(client, challenge_id, UNKNOWN_RECOVERY_CODE)
+        assert_error(wrong, 403, "INVALID_CODE")
+    challenge_id = begin_login(client, user)
+
+    blocked = answer_with_recovery_code(client, challenge_id, codes[0])
+
+    assert_error(blocked, 429, "TOO_MANY_ATTEMPTS")
+    assert int(blocked.headers["Retry-After"]) == blocked.json["retryAfter"] >= 1
+    assert len(stored_hashes(app, user)) == 10  # nothing was checked, nothing spent
+    clock.advance(blocked.json["retryAfter"])
+    assert answer_with_recovery_code(client, challenge_id, codes[0]).status_code == 200
+
+
+# -- races on PostgreSQL -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_app(postgresql_url: str, clock: FakeClock) -> Iterator[Flask]:
+    """The example app on PostgreSQL with a pool big enough for every racing thread."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": postgresql_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 20},
+        }
+    )
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+@dataclass
+class Outcome:
+    status: int
+    body: Any
+
+
+def race(app: Flask, calls: list[Callable[[FlaskClient], Any]]) -> list[Outcome]:
+    """Run every call in a thread of its own, released together; their outcomes, in order."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[Outcome | None] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        client = app.test_client()
+        try:
+            barrier.wait(timeout=10)
+            response = calls[index](client)
+            outcomes[index] = Outcome(response.status_code, response.json)
+        except BaseException as error:  # reported below, on the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads), "a racing request hung"
+    if errors:
+        raise errors[0]
+    assert all(outcome is not None for outcome in outcomes)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def test_one_recovery_code_on_parallel_login_challenges_logs_in_once(
+    pg_app: Flask, clock: FakeClock
+) -> None:
+    username, password = f"racer-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+    with pg_app.app_context():
+        racer = User(username=username, password_hash=generate_password_hash(password, FAST_HASH))
+        db.session.add(racer)
+        db.session.commit()
+    client = pg_app.test_client()
+    login = client.post("/auth/login", json={"username": username, "password": password}).json
+    user_headers = {"Authorization": f"Bearer {login['accessToken']}"}
+    setup = client.post("/auth/2fa", headers=user_headers).json
+    confirmed = client.post(
+        "/auth/2fa/challenge",
+        headers=user_headers,
+        json={
+            "challengeId": setup["challengeId"],
+            "verificationCode": code_for(setup["secret"], clock),
+        },
+    )
+    assert confirmed.status_code == 200
+    clock.advance(30)
+    codes = client.post(
+        "/auth/2fa/recovery-codes",
+        headers=user_headers,
+        json={"verificationCode": code_for(setup["secret"], clock)},
+    ).json["recoveryCodes"]
+    recovery = example_app.two_factor.models.RecoveryCode
+
+    def count(model: Any) -> int:
+        with pg_app.app_context():
+            total: int = db.session.execute(select(func.count()).select_from(model)).scalar_one()
+            return total
+
+    for round_, code in enumerate(codes[:3]):
+        challenge_ids = []
+        for _ in range(8):
+            response = client.post(
+                "/auth/login", json={"username": username, "password": password}
+            )
+            challenge_ids.append(response.json["2fa"])
+        tokens_before = count(Token)
+
+        outcomes = race(
+            pg_app,
+            [
+                partial(answer_with_recovery_code, challenge_id=challenge_id, code=code)
+                for challenge_id in challenge_ids
+            ],
+        )
+
+        statuses = sorted(outcome.status for outcome in outcomes)
+        assert statuses.count(200) == 1, statuses
+        # Losers were refused the spent code, or (once the losers' failures pile up) told
+        # to back off before anything was checked.
+        assert set(statuses) - {200} <= {403, 429}, statuses
+        winner = next(outcome for outcome in outcomes if outcome.status == 200)
+        assert set(winner.body) == TOKEN_KEYS
+        assert count(Token) == tokens_before + 1
+        assert count(recovery) == 10 - (round_ + 1)
+        who = me(client, winner.body["accessToken"])
+        assert who.json["amr"] == ["pwd", "otp"]
+        assert who.json["username"] == username
+        clock.advance(61)  # past any back-off the losers caused
