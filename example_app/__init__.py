@@ -34,6 +34,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(
         SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "example.sqlite"),
         UCLOUD_2FA_ISSUER="Example Auth Server",
+        UCLOUD_2FA_LOGIN_URL="/login",
+        SESSION_COOKIE_SAMESITE="Lax",
         ACCESS_TOKEN_LIFETIME=3600,
     )
     if not os.environ.get("FLASK_SECRET_KEY"):
@@ -50,13 +52,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from . import models
     from .auth import auth
     from .cli import create_user
+    from .oauth import init_oauth
+    from .oauth import oauth
+    from .pages import pages
 
     db.init_app(app)
     require_oauth.register_token_validator(
         create_bearer_token_validator(db.session, models.Token)()
     )
     two_factor.init_app(app)
+    init_oauth(app)
     app.register_blueprint(auth)
+    app.register_blueprint(pages)
+    app.register_blueprint(oauth)
     app.cli.add_command(create_user)
 
     with app.app_context():
@@ -68,10 +76,17 @@ def _instance_key(app: Flask, name: str, generate: Callable[[], str]) -> str:
     """A key kept in the instance folder, made on first use, so it survives restarts and is
     shared by every worker of one checkout."""
     path = os.path.join(app.instance_path, name)
-    try:
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+    if not os.path.exists(path):
+        # Written whole to a file of our own, then linked into place: a worker starting at the
+        # same moment sees either no key or the whole key, and the first link wins.
+        draft = f"{path}.{os.getpid()}.draft"
+        with open(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
             file.write(generate())
-    except FileExistsError:
-        pass
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(draft)
     with open(path) as file:
         return file.read().strip()

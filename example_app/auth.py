@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 import time
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
 
 from authlib.integrations.flask_oauth2 import current_token
 from flask import Blueprint
@@ -25,6 +27,9 @@ from .models import Token
 from .models import User
 
 auth = Blueprint("auth", __name__)
+
+#: Longer ``next`` values are not kept: a login URL has no need for them.
+MAX_NEXT_LENGTH = 2048
 
 # Checked against when the user does not exist, so both failures take the same time.
 _DUMMY_HASH = generate_password_hash(secrets.token_urlsafe())
@@ -89,9 +94,29 @@ def issue_tokens(user_id: int, methods: list[str], auth_time: int) -> dict[str, 
 
 def safe_next(target: object) -> str:
     """``target`` if it is a path on this site, else the settings page: no open redirects."""
-    if isinstance(target, str) and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return url_for("pages.settings")
+    return local_path(target) or url_for("pages.settings")
+
+
+def local_path(target: object) -> str | None:
+    """``target`` if it is a path on this site that every browser reads the same way, else
+    ``None``.
+
+    Browsers drop tabs and newlines from URLs, so ``"/\\t/evil.example"`` is
+    ``"//evil.example"`` to them: control characters and backslashes are refused. This site's
+    own absolute URL (a view passed ``request.url``) is cut down to its path.
+    """
+    if not isinstance(target, str) or not 0 < len(target) <= MAX_NEXT_LENGTH:
+        return None
+    if any(char < " " or char in "\x7f\\" for char in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme in ("http", "https") and parts.netloc == request.host:
+        target = urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+    elif parts.scheme or parts.netloc:
+        return None
+    if not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
 
 
 @two_factor.account_name_loader

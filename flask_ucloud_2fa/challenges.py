@@ -310,8 +310,6 @@ class ChallengeService:
         ).one_or_none()
         if row is None or row.expires_at <= _utc(now) or kind not in (None, row.kind):
             raise ChallengeNotFound()
-        if row.kind == LOGIN and complete_login is None:
-            raise RuntimeError("Answering a login challenge needs complete_login.")
         if row.browser_binding is not None and not hmac.compare_digest(
             row.browser_binding, _sha256(browser_binding or "")
         ):
@@ -346,7 +344,9 @@ class ChallengeService:
             auth_time=int(now),
             state=context.get("state", {}),
         )
-        assert complete_login is not None  # checked above, before anything was spent
+        if complete_login is None:
+            self.session.rollback()  # nothing spent: the challenge stays answerable
+            raise RuntimeError("Answering a login challenge needs complete_login.")
         try:
             result = complete_login(login)
         except BaseException:

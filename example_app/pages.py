@@ -1,0 +1,383 @@
+"""Server-rendered pages for people: log in, set up 2FA, log out.
+
+A browser session (``session["user_id"]``) is made in one place only, the login-completion hook
+in :mod:`.auth`, after every factor succeeded. Every state-changing form here carries a
+per-session CSRF token (:func:`csrf_token`), checked before any view runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import secrets
+from collections.abc import Callable
+from typing import Any
+from typing import TypeVar
+
+from flask import Blueprint
+from flask import Response
+from flask import flash
+from flask import g
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import session
+from flask import url_for
+from flask.typing import ResponseReturnValue
+
+from flask_ucloud_2fa import AlreadyConnected
+from flask_ucloud_2fa import ChallengeNotFound
+from flask_ucloud_2fa import InvalidCode
+from flask_ucloud_2fa import Proof
+from flask_ucloud_2fa import TooManyAttempts
+from flask_ucloud_2fa import TwoFactorError
+from flask_ucloud_2fa.models import SETUP
+from flask_ucloud_2fa.recovery import normalize_recovery_code
+from flask_ucloud_2fa.totp import normalize_code
+
+from . import db
+from . import two_factor
+from .auth import _DUMMY_HASH
+from .auth import local_path
+from .models import User
+
+pages = Blueprint("pages", __name__)
+
+F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
+
+#: The session key and the form field of the CSRF token.
+CSRF_KEY = "csrf_token"
+#: Longer than any challenge id the extension makes; bounds the work per request.
+MAX_CHALLENGE_ID_LENGTH = 128
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SECURITY_HEADERS = {
+    # Secrets, QR codes, recovery codes and CSRF tokens must not sit in caches.
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none';"
+        " object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+}
+
+
+# -- CSRF ------------------------------------------------------------------------------------
+
+
+def csrf_token() -> str:
+    """The session's CSRF token, made on first use; put it in every form that posts."""
+    token = session.get(CSRF_KEY)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session[CSRF_KEY] = token
+    return token
+
+
+def csrf_problem() -> Response | None:
+    """A 400 page when a state-changing request lacks the session's CSRF token, else ``None``.
+
+    Other blueprints of the app can call it from their own ``before_request``.
+    """
+    if request.method in SAFE_METHODS:
+        return None
+    expected = session.get(CSRF_KEY)
+    sent = request.form.get(CSRF_KEY, "")
+    if isinstance(expected, str) and hmac.compare_digest(
+        sent.encode("utf-8"), expected.encode("utf-8")
+    ):
+        return None
+    return _error_page(
+        "This form has expired or did not come from this site. Go back, reload the page and"
+        " try again.",
+        400,
+    )
+
+
+@pages.before_request
+def _check_csrf() -> Response | None:
+    return csrf_problem()
+
+
+@pages.app_context_processor
+def _template_helpers() -> dict[str, Any]:
+    # Not named csrf_token: the extension's challenge template has a variable of that name.
+    return {"form_csrf_token": csrf_token}
+
+
+@pages.after_request
+def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+# -- who is logged in --------------------------------------------------------------------------
+
+
+def current_user() -> User | None:
+    """The user of the browser session, or ``None``."""
+    user_id = session.get("user_id")
+    if not isinstance(user_id, int):
+        return None
+    user: User | None = db.session.get(User, user_id)
+    return user
+
+
+def login_required(view: F) -> F:
+    """Send browsers without a session to the login page, and back here afterwards."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        user = current_user()
+        if user is None:
+            session.pop("user_id", None)  # a deleted user's session ends here
+            back = request.full_path.rstrip("?") if request.method == "GET" else None
+            return redirect(url_for("pages.login", next=local_path(back)))
+        g.user = user
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# -- log in, log out ---------------------------------------------------------------------------
+
+
+@pages.get("/")
+def index() -> ResponseReturnValue:
+    return redirect(url_for("pages.settings"))
+
+
+@pages.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    """The password form; a correct password goes through the extension's login step, which
+    asks users with 2FA for a code before the hook in :mod:`.auth` makes the session."""
+    next_url = local_path(request.form.get("next") or request.args.get("next"))
+    if request.method == "GET":
+        if current_user() is not None:
+            return redirect(next_url or url_for("pages.settings"))
+        return _login_page(next_url)
+    username = request.form.get("username", "")
+    password = request.form.get("password", "")
+    if not username or not password:
+        return _login_page(next_url, username, "Enter your username and password.", 400)
+    user = db.session.execute(db.select(User).filter_by(username=username)).scalar_one_or_none()
+    if user is None:
+        # Checked anyway, so an unknown user takes as long as a wrong password.
+        User(password_hash=_DUMMY_HASH).check_password(password)
+        return _login_page(next_url, username, "Incorrect username or password.", 401)
+    if not user.check_password(password):
+        return _login_page(next_url, username, "Incorrect username or password.", 401)
+    # Whoever was logged in before is not any more, also while the second factor is pending.
+    # (The CSRF token stays, so the login form still works after going back to it.)
+    for key in ("user_id", "amr", "auth_time"):
+        session.pop(key, None)
+    return two_factor.login(
+        user.id, state={"browser": True, "next": next_url or url_for("pages.settings")}
+    )
+
+
+@pages.post("/logout")
+def logout() -> ResponseReturnValue:
+    session.clear()
+    flash("You are logged out.", "notice")
+    return redirect(url_for("pages.login"))
+
+
+# -- settings and 2FA --------------------------------------------------------------------------
+
+
+@pages.get("/settings")
+@login_required
+def settings() -> ResponseReturnValue:
+    return _settings_page()
+
+
+@pages.post("/settings/2fa/setup")
+@login_required
+def setup() -> ResponseReturnValue:
+    """A new pending secret: its QR code and the secret are shown on this page only."""
+    user: User = g.user
+    try:
+        created = two_factor.service().create_credentials(str(user.id), user.username)
+    except AlreadyConnected:
+        return _settings_page("Two-factor authentication is already connected.", 409)
+    return _setup_page(
+        created.challenge_id,
+        qr_code=created.qr_code_b64_data,
+        secret=created.secret,
+        otp_auth_uri=created.otp_auth_uri,
+    )
+
+
+@pages.post("/settings/2fa/confirm")
+@login_required
+def confirm_setup() -> ResponseReturnValue:
+    """Confirm a setup with the first code of the app; then 2FA is connected."""
+    user: User = g.user
+    challenge_id = request.form.get("challengeId", "")
+    if not 0 < len(challenge_id) <= MAX_CHALLENGE_ID_LENGTH:
+        return _settings_page(_START_AGAIN, 404)
+    code = six_digits(request.form.get("code", ""))
+    if code is None:
+        return _setup_page(challenge_id, problem=_ENTER_SIX_DIGITS, status=400)
+    try:
+        two_factor.service().answer(
+            challenge_id,
+            Proof(code=code),
+            token_user_id=str(user.id),
+            kind=SETUP,
+        )
+    except InvalidCode as wrong:
+        remaining = wrong.extra.get("remainingAttempts")
+        if remaining == 0:
+            return _settings_page(
+                "That code is not right, and this setup has no attempts left. Start again.", 403
+            )
+        return _setup_page(challenge_id, problem=_wrong_code(remaining), status=403)
+    except TooManyAttempts as blocked:
+        return _setup_page(
+            challenge_id, problem=_blocked(blocked), status=429, headers=blocked.headers
+        )
+    except ChallengeNotFound:
+        return _settings_page(_START_AGAIN, 404)
+    except TwoFactorError as error:
+        return _setup_page(challenge_id, problem=error.why, status=error.status_code)
+    flash("Two-factor authentication is connected.", "notice")
+    return redirect(url_for("pages.settings"))
+
+
+@pages.post("/settings/2fa/recovery-codes")
+@login_required
+def recovery_codes() -> ResponseReturnValue:
+    """New recovery codes for a second-factor proof, shown once; the earlier ones stop
+    working."""
+    user: User = g.user
+    proof = second_factor_proof(request.form.get("code", ""))
+    if proof is None:
+        return _settings_page(_ENTER_PROOF, 400)
+    try:
+        codes = two_factor.service().regenerate_recovery_codes(str(user.id), proof)
+    except TwoFactorError as error:
+        return _proof_refused(error)
+    return render_template("recovery_codes.html", codes=codes)
+
+
+@pages.post("/settings/2fa/disable")
+@login_required
+def disable() -> ResponseReturnValue:
+    """Turn 2FA off, for a second-factor proof."""
+    user: User = g.user
+    proof = second_factor_proof(request.form.get("code", ""))
+    if proof is None:
+        return _settings_page(_ENTER_PROOF, 400)
+    try:
+        two_factor.service().disable(str(user.id), proof)
+    except TwoFactorError as error:
+        return _proof_refused(error)
+    flash("Two-factor authentication is off.", "notice")
+    return redirect(url_for("pages.settings"))
+
+
+# -- forms and answers -------------------------------------------------------------------------
+
+_WRONG_CODE = "That code is not right. Try the code your app shows now"
+_START_AGAIN = "This setup has expired or was replaced by a newer one. Start again."
+_ENTER_SIX_DIGITS = "Enter the six digits your authenticator app shows."
+_ENTER_PROOF = "Enter the six digits your authenticator app shows, or one of your recovery codes."
+
+
+def six_digits(value: str) -> str | None:
+    """The six-digit code typed into a form (apps show it as ``123 456``), or ``None``."""
+    return normalize_code("".join(value.split()))
+
+
+def second_factor_proof(value: str) -> Proof | None:
+    """A TOTP code or a recovery code typed into a form, or ``None`` when it is neither."""
+    code = six_digits(value)
+    if code is not None:
+        return Proof(code=code)
+    recovery_code = normalize_recovery_code(value.strip())
+    return None if recovery_code is None else Proof(recovery_code=recovery_code)
+
+
+def _wrong_code(remaining: object) -> str:
+    if isinstance(remaining, int):
+        attempts = "attempt" if remaining == 1 else "attempts"
+        return f"{_WRONG_CODE} ({remaining} {attempts} left)."
+    return f"{_WRONG_CODE}."
+
+
+def _blocked(error: TooManyAttempts) -> str:
+    if error.error_code == "LOCKED_OUT":
+        return error.why
+    return f"Too many wrong codes. Wait {error.extra['retryAfter']} seconds, then try again."
+
+
+def _proof_refused(error: TwoFactorError) -> Response:
+    """The settings page again, saying why a second-factor proof was refused."""
+    if isinstance(error, InvalidCode):
+        why = "That code is not right. Try the code your app shows now, or a recovery code."
+    elif isinstance(error, TooManyAttempts):
+        why = _blocked(error)
+    else:
+        why = error.why
+    return _settings_page(why, error.status_code, error.headers)
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def _html(html: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    response = Response(html, status=status, mimetype="text/html")
+    response.headers.update(headers or {})
+    return response
+
+
+def _login_page(
+    next_url: str | None, username: str = "", problem: str | None = None, status: int = 200
+) -> Response:
+    return _html(
+        render_template("login.html", next_url=next_url, username=username, problem=problem),
+        status,
+    )
+
+
+def _settings_page(
+    problem: str | None = None, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    user: User = g.user
+    connected = two_factor.service().is_connected(str(user.id))
+    return _html(
+        render_template("settings.html", user=user, connected=connected, problem=problem),
+        status,
+        headers,
+    )
+
+
+def _setup_page(
+    challenge_id: str,
+    *,
+    qr_code: str | None = None,
+    secret: str | None = None,
+    otp_auth_uri: str | None = None,
+    problem: str | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return _html(
+        render_template(
+            "setup.html",
+            challenge_id=challenge_id,
+            qr_code=qr_code,
+            secret=secret,
+            otp_auth_uri=otp_auth_uri,
+            problem=problem,
+        ),
+        status,
+        headers,
+    )
+
+
+def _error_page(problem: str, status: int) -> Response:
+    return _html(render_template("error.html", problem=problem), status)

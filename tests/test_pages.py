@@ -1,0 +1,924 @@
+"""The example app's pages: log in through the 2FA step, set up 2FA, log out, CSRF, redirects."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from html.parser import HTMLParser
+from typing import TYPE_CHECKING
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func
+from sqlalchemy import select
+from werkzeug.test import TestResponse
+
+import example_app
+from example_app import db
+from example_app.models import Token
+from example_app.models import User
+
+from conftest import FakeClock
+from conftest import code_for
+from conftest import decrypt_secret
+
+if TYPE_CHECKING:
+    # Imported for annotations only: a module-level Test* class would be collected by pytest.
+    from conftest import TestUser
+
+#: What browsers send; it is how the login step knows to redirect to the challenge page.
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+CHALLENGE_LOCATION = re.compile(r"/auth/2fa\?challengeId=([A-Za-z0-9_-]{43,})")
+EVIL_NEXT = [
+    "https://evil.example/",
+    "//evil.example",
+    "/\\evil.example",
+    "/\t/evil.example",
+    "/\n/evil.example",
+    "javascript:alert(1)",
+    "evil.example",
+]
+
+
+# -- reading pages -----------------------------------------------------------------------------
+
+
+class Page(HTMLParser):
+    """The parts of an HTML page the tests look at: inputs, images and texts by element id."""
+
+    VOID = {"input", "img", "br", "meta", "link", "hr"}
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.inputs: list[dict[str, str]] = []
+        self.images: list[dict[str, str]] = []
+        self.labels: dict[str, str] = {}
+        self.texts: dict[str, str] = {}
+        self._open: list[tuple[str | None, str | None]] = []  # (tag, id) of open elements
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {name: value or "" for name, value in attrs}
+        if tag == "input":
+            self.inputs.append(attributes)
+        elif tag == "img":
+            self.images.append(attributes)
+        if tag == "label" and "for" in attributes:
+            self.labels[attributes["for"]] = ""
+        if tag not in self.VOID:
+            self._open.append((tag, attributes.get("id")))
+            if "id" in attributes:
+                self.texts[attributes["id"]] = ""
+            if tag == "label":
+                self._open[-1] = (tag, "label:" + attributes.get("for", ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.VOID:
+            return
+        while self._open and self._open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data: str) -> None:
+        for _, element_id in self._open:
+            if element_id is None:
+                continue
+            if element_id.startswith("label:"):
+                self.labels[element_id[6:]] += data
+            else:
+                self.texts[element_id] += data
+
+    def text(self, element_id: str) -> str:
+        return " ".join(self.texts[element_id].split())
+
+    def value(self, name: str) -> str:
+        values = {field["value"] for field in self.inputs if field.get("name") == name}
+        assert len(values) == 1, (name, values)
+        return values.pop()
+
+    def field(self, element_id: str) -> dict[str, str]:
+        return next(field for field in self.inputs if field.get("id") == element_id)
+
+
+def page(response: TestResponse) -> Page:
+    assert response.mimetype == "text/html"
+    return Page(response.get_data(as_text=True))
+
+
+def csrf(client: FlaskClient, path: str = "/login") -> str:
+    """The CSRF token of the session, read from a form on ``path`` as a browser would."""
+    return page(client.get(path)).value("csrf_token")
+
+
+def session_of(client: FlaskClient) -> dict[str, Any]:
+    with client.session_transaction() as session:
+        return dict(session)
+
+
+def count(app: Flask, model: Any, **filters: Any) -> int:
+    with app.app_context():
+        total: int = db.session.execute(
+            select(func.count()).select_from(model).filter_by(**filters)
+        ).scalar_one()
+        return total
+
+
+def credential(app: Flask, user: TestUser) -> Any:
+    models = example_app.two_factor.models
+    with app.app_context():
+        return db.session.execute(
+            select(models.Credential).filter_by(user_id=str(user.id))
+        ).scalar_one_or_none()
+
+
+# -- acting as a browser -----------------------------------------------------------------------
+
+
+def post_login(
+    client: FlaskClient,
+    user: TestUser,
+    *,
+    password: str | None = None,
+    next_url: str | None = None,
+    query_next: str | None = None,
+) -> TestResponse:
+    """Fill in the login form, as a browser would (it sends ``Accept: text/html``)."""
+    form = {
+        "csrf_token": csrf(client),
+        "username": user.username,
+        "password": user.password if password is None else password,
+    }
+    if next_url is not None:
+        form["next"] = next_url
+    return client.post(
+        "/login",
+        query_string={"next": query_next} if query_next else None,
+        data=form,
+        headers=BROWSER,
+    )
+
+
+def challenge_form(client: FlaskClient, location: str) -> dict[str, str]:
+    """The hidden fields of the extension's challenge page at ``location``."""
+    challenge = page(client.get(location, headers=BROWSER))
+    return {
+        "challengeId": challenge.value("challengeId"),
+        "csrfToken": challenge.value("csrfToken"),
+    }
+
+
+def answer_challenge(client: FlaskClient, location: str, code: str) -> TestResponse:
+    form = {**challenge_form(client, location), "verificationCode": code}
+    return client.post("/auth/2fa/challenge/form", data=form, headers=BROWSER)
+
+
+def settings_post(client: FlaskClient, path: str, **form: str) -> TestResponse:
+    return client.post(path, data={"csrf_token": csrf(client, "/settings"), **form})
+
+
+def wrong_code(secret: str, clock: FakeClock) -> str:
+    """A six-digit code that no step of the skew window accepts."""
+    valid = {code_for(secret, clock, offset) for offset in (-1, 0, 1)}
+    return next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in valid)
+
+
+@pytest.fixture
+def logged_in(client: FlaskClient, user: TestUser) -> TestUser:
+    """``user`` logged in through the login page (no 2FA yet)."""
+    response = post_login(client, user)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return user
+
+
+@pytest.fixture
+def set_up(
+    client: FlaskClient, logged_in: TestUser, clock: FakeClock
+) -> Callable[[], tuple[str, str]]:
+    """Start a setup from the settings page: the secret shown and the setup challenge id."""
+
+    def start() -> tuple[str, str]:
+        response = settings_post(client, "/settings/2fa/setup")
+        assert response.status_code == 200
+        shown = page(response)
+        return shown.text("secret"), shown.value("challengeId")
+
+    return start
+
+
+@pytest.fixture
+def connected(
+    client: FlaskClient,
+    logged_in: TestUser,
+    clock: FakeClock,
+    set_up: Callable[[], tuple[str, str]],
+) -> str:
+    """``logged_in`` with 2FA connected through the pages; the secret. The clock then moves a
+    step on, so the confirming code is spent."""
+    secret, challenge_id = set_up()
+    response = settings_post(
+        client, "/settings/2fa/confirm", challengeId=challenge_id, code=code_for(secret, clock)
+    )
+    assert response.status_code == 302
+    clock.advance(30)
+    return secret
+
+
+# -- the login page ----------------------------------------------------------------------------
+
+
+def test_login_page_has_a_labelled_form(app: Flask, client: FlaskClient) -> None:
+    response = client.get("/login")
+
+    assert response.status_code == 200
+    login = page(response)
+    assert login.labels == {"username": "Username", "password": "Password"}
+    assert login.field("username")["autocomplete"] == "username"
+    assert login.field("password")["type"] == "password"
+    assert login.field("password")["autocomplete"] == "current-password"
+    assert login.value("csrf_token") == session_of(client)["csrf_token"]
+    assert "user_id" not in session_of(client)
+
+
+@pytest.mark.parametrize("who", ["wrong-password", "unknown-user"])
+def test_wrong_password_is_401_with_a_message(
+    app: Flask, client: FlaskClient, user: TestUser, who: str
+) -> None:
+    if who == "unknown-user":
+        user.username = "mallory"
+
+    response = post_login(client, user, password="not the password")
+
+    assert response.status_code == 401
+    shown = page(response)
+    assert shown.text("problem") == "Incorrect username or password."
+    assert shown.field("username")["value"] == user.username
+    assert shown.field("password").get("value") is None
+    assert "user_id" not in session_of(client)
+
+
+def test_empty_form_is_400(app: Flask, client: FlaskClient) -> None:
+    response = client.post("/login", data={"csrf_token": csrf(client)}, headers=BROWSER)
+
+    assert response.status_code == 400
+    assert page(response).text("problem") == "Enter your username and password."
+
+
+def test_login_without_2fa_makes_a_session_and_goes_to_settings(
+    app: Flask, client: FlaskClient, user: TestUser, clock: FakeClock
+) -> None:
+    response = post_login(client, user)
+
+    assert response.status_code == 302
+    assert response.location == "/settings"
+    session = session_of(client)
+    assert session["user_id"] == user.id
+    assert session["amr"] == ["pwd"]
+    assert session["auth_time"] == int(clock.now)
+    assert "csrf_token" not in session  # a login makes a new session, and a new token
+
+
+def test_login_page_of_a_logged_in_user_redirects_to_settings(
+    client: FlaskClient, logged_in: TestUser
+) -> None:
+    response = client.get("/login")
+
+    assert response.status_code == 302
+    assert response.location == "/settings"
+
+
+def test_root_redirects_to_settings(app: Flask, client: FlaskClient) -> None:
+    response = client.get("/")
+
+    assert response.status_code == 302
+    assert response.location == "/settings"
+
+
+# -- logging in with 2FA -----------------------------------------------------------------------
+
+
+def test_login_with_2fa_redirects_to_the_challenge_page_without_a_session(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str]
+) -> None:
+    user, _ = connected_user
+    tokens_before = count(app, Token)
+
+    response = post_login(client, user)
+
+    assert response.status_code == 302
+    assert CHALLENGE_LOCATION.fullmatch(response.location), response.location
+    assert "user_id" not in session_of(client)
+    assert count(app, Token) == tokens_before
+
+
+def test_right_code_on_the_challenge_page_logs_in_and_goes_next(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, secret = connected_user
+    location = post_login(client, user, query_next="/oauth/authorize?client_id=demo").location
+
+    response = answer_challenge(client, location, code_for(secret, clock))
+
+    assert response.status_code == 302
+    assert response.location == "/oauth/authorize?client_id=demo"
+    session = session_of(client)
+    assert session["user_id"] == user.id
+    assert session["amr"] == ["pwd", "otp"]
+    assert session["auth_time"] == int(clock.now)
+    assert page(client.get("/settings")).text("status") == "connected"
+
+
+def test_wrong_code_on_the_challenge_page_shows_the_attempts_left(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, secret = connected_user
+    location = post_login(client, user).location
+
+    response = answer_challenge(client, location, wrong_code(secret, clock))
+
+    assert response.status_code == 403
+    assert page(response).text("problem") == (
+        "That code is not right. Try the code your app shows now (4 attempts left)."
+    )
+    assert "user_id" not in session_of(client)
+    # The same challenge still takes the right code.
+    assert answer_challenge(client, location, code_for(secret, clock)).location == "/settings"
+    assert session_of(client)["user_id"] == user.id
+
+
+# -- redirects after login ---------------------------------------------------------------------
+
+
+def test_settings_requires_a_login(app: Flask, client: FlaskClient) -> None:
+    response = client.get("/settings")
+
+    assert response.status_code == 302
+    assert response.location == "/login?next=/settings"
+    assert page(client.get(response.location)).value("next") == "/settings"
+
+
+def test_next_from_the_login_page_is_kept(app: Flask, client: FlaskClient, user: TestUser) -> None:
+    response = post_login(client, user, next_url="/settings?tab=2fa")
+
+    assert response.location == "/settings?tab=2fa"
+
+
+@pytest.mark.parametrize(
+    ("next_url", "location"),
+    [
+        ("http://localhost/oauth/authorize?client_id=demo", "/oauth/authorize?client_id=demo"),
+        ("http://localhost", "/settings"),
+        ("http://localhost.evil.example/", "/settings"),
+        ("http://localhost:8080/", "/settings"),
+    ],
+)
+def test_next_as_this_sites_absolute_url_keeps_only_the_path(
+    app: Flask, client: FlaskClient, user: TestUser, next_url: str, location: str
+) -> None:
+    response = post_login(client, user, query_next=next_url)
+
+    assert response.location == location
+
+
+@pytest.mark.parametrize("evil", EVIL_NEXT)
+@pytest.mark.parametrize("where", ["query", "form"])
+def test_next_to_another_site_is_ignored(
+    app: Flask, client: FlaskClient, user: TestUser, evil: str, where: str
+) -> None:
+    if where == "query":
+        response = post_login(client, user, query_next=evil)
+    else:
+        response = post_login(client, user, next_url=evil)
+
+    assert response.status_code == 302
+    assert response.location == "/settings"
+    assert session_of(client)["user_id"] == user.id
+
+
+@pytest.mark.parametrize("evil", EVIL_NEXT)
+def test_next_to_another_site_is_not_put_in_the_form(
+    app: Flask, client: FlaskClient, evil: str
+) -> None:
+    login = page(client.get("/login", query_string={"next": evil}))
+
+    assert [field for field in login.inputs if field.get("name") == "next"] == []
+
+
+def test_next_to_another_site_is_ignored_after_the_challenge(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, secret = connected_user
+    location = post_login(client, user, query_next="//evil.example").location
+
+    response = answer_challenge(client, location, code_for(secret, clock))
+
+    assert response.location == "/settings"
+
+
+# -- setting up 2FA ----------------------------------------------------------------------------
+
+
+def test_settings_shows_the_user_and_that_2fa_is_off(
+    client: FlaskClient, logged_in: TestUser
+) -> None:
+    response = client.get("/settings")
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    shown = page(response)
+    assert shown.text("username") == logged_in.username
+    assert shown.text("status") == "not connected"
+    assert shown.text("setup-form") == "Set up two-factor authentication"
+
+
+def test_setup_shows_the_qr_code_and_the_secret(
+    app: Flask, client: FlaskClient, logged_in: TestUser
+) -> None:
+    response = settings_post(client, "/settings/2fa/setup")
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    shown = page(response)
+    [qr_code] = shown.images
+    assert qr_code["src"].startswith("data:image/png;base64,")
+    assert qr_code["alt"]
+    secret = shown.text("secret")
+    assert re.fullmatch(r"[A-Z2-7]{32,}", secret)
+    stored = credential(app, logged_in)
+    assert not stored.connected
+    with app.app_context():
+        assert decrypt_secret(stored.encrypted_secret) == secret
+    code = shown.field("code")
+    assert shown.labels["code"] == "Code from your authenticator app"
+    assert code["autocomplete"] == "one-time-code"
+    assert code["inputmode"] == "numeric"
+    assert shown.value("challengeId")
+    assert secret not in repr(session_of(client))
+
+
+def test_confirming_with_the_apps_code_connects(
+    app: Flask,
+    client: FlaskClient,
+    logged_in: TestUser,
+    clock: FakeClock,
+    set_up: Callable[[], tuple[str, str]],
+) -> None:
+    secret, challenge_id = set_up()
+
+    response = settings_post(
+        client, "/settings/2fa/confirm", challengeId=challenge_id, code=code_for(secret, clock)
+    )
+
+    assert response.status_code == 302
+    assert response.location == "/settings"
+    settings = page(client.get("/settings"))
+    assert settings.text("status") == "connected"
+    assert settings.text("notices") == "Two-factor authentication is connected."
+    assert credential(app, logged_in).connected
+
+
+def test_code_typed_with_a_space_is_accepted(
+    app: Flask,
+    client: FlaskClient,
+    logged_in: TestUser,
+    clock: FakeClock,
+    set_up: Callable[[], tuple[str, str]],
+) -> None:
+    secret, challenge_id = set_up()
+    code = code_for(secret, clock)
+
+    response = settings_post(
+        client, "/settings/2fa/confirm", challengeId=challenge_id, code=f" {code[:3]} {code[3:]} "
+    )
+
+    assert response.status_code == 302
+    assert credential(app, logged_in).connected
+
+
+def test_wrong_setup_code_keeps_the_form_without_the_secret(
+    app: Flask,
+    client: FlaskClient,
+    logged_in: TestUser,
+    clock: FakeClock,
+    set_up: Callable[[], tuple[str, str]],
+) -> None:
+    secret, challenge_id = set_up()
+
+    response = settings_post(
+        client, "/settings/2fa/confirm", challengeId=challenge_id, code=wrong_code(secret, clock)
+    )
+
+    assert response.status_code == 403
+    shown = page(response)
+    assert shown.text("problem") == (
+        "That code is not right. Try the code your app shows now (4 attempts left)."
+    )
+    assert shown.value("challengeId") == challenge_id
+    assert "secret" not in shown.texts
+    assert shown.images == []
+    assert secret not in response.get_data(as_text=True)
+    assert not credential(app, logged_in).connected
+    # The app's entry still works with the same challenge.
+    settings_post(
+        client, "/settings/2fa/confirm", challengeId=challenge_id, code=code_for(secret, clock)
+    )
+    assert credential(app, logged_in).connected
+
+
+@pytest.mark.parametrize("code", ["", "12345", "1234567", "abcdef", "12345x"])
+def test_malformed_setup_code_is_400_and_not_counted(
+    app: Flask,
+    client: FlaskClient,
+    logged_in: TestUser,
+    set_up: Callable[[], tuple[str, str]],
+    code: str,
+) -> None:
+    _, challenge_id = set_up()
+
+    response = settings_post(client, "/settings/2fa/confirm", challengeId=challenge_id, code=code)
+
+    assert response.status_code == 400
+    shown = page(response)
+    assert shown.text("problem") == "Enter the six digits your authenticator app shows."
+    assert shown.value("challengeId") == challenge_id
+    models = example_app.two_factor.models
+    assert count(app, models.Challenge, attempts=0, user_id=str(logged_in.id)) == 1
+    assert credential(app, logged_in).failures == 0
+
+
+def test_last_wrong_setup_code_says_start_again(
+    app: Flask,
+    client: FlaskClient,
+    logged_in: TestUser,
+    clock: FakeClock,
+    set_up: Callable[[], tuple[str, str]],
+) -> None:
+    secret, challenge_id = set_up()
+    wrong = wrong_code(secret, clock)
+    for _ in range(4):
+        settings_post(client, "/settings/2fa/confirm", challengeId=challenge_id, code=wrong)
+
+    response = settings_post(client, "/settings/2fa/confirm", challengeId=challenge_id, code=wrong)
+
+    assert response.status_code == 403
+    shown = page(response)
+    assert shown.text("problem") == (
+        "That code is not right, and this setup has no attempts left. Start again."
+    )
+    assert shown.text("setup-form") == "Set up two-factor authentication"
+
+
+@pytest.mark.parametrize("challenge_id", ["unknown", "x" * 129, ""])
+def test_unknown_setup_challenge_says_start_again(
+    app: Flask, client: FlaskClient, logged_in: TestUser, clock: FakeClock, challenge_id: str
+) -> None:
+    response = settings_post(
+        client, "/settings/2fa/confirm", challengeId=challenge_id, code="123456"
+    )
+
+    assert response.status_code == 404
+    shown = page(response)
+    assert shown.text("problem") == (
+        "This setup has expired or was replaced by a newer one. Start again."
+    )
+    assert shown.text("status") == "not connected"
+
+
+def test_an_earlier_setup_is_replaced(
+    app: Flask,
+    client: FlaskClient,
+    logged_in: TestUser,
+    clock: FakeClock,
+    set_up: Callable[[], tuple[str, str]],
+) -> None:
+    first_secret, first_challenge = set_up()
+    second_secret, second_challenge = set_up()
+
+    stale = settings_post(
+        client,
+        "/settings/2fa/confirm",
+        challengeId=first_challenge,
+        code=code_for(first_secret, clock),
+    )
+    fresh = settings_post(
+        client,
+        "/settings/2fa/confirm",
+        challengeId=second_challenge,
+        code=code_for(second_secret, clock),
+    )
+
+    assert stale.status_code == 404
+    assert fresh.status_code == 302
+    assert credential(app, logged_in).connected
+
+
+def test_setup_when_connected_is_409_and_changes_nothing(
+    app: Flask, client: FlaskClient, logged_in: TestUser, connected: str
+) -> None:
+    before = credential(app, logged_in).encrypted_secret
+
+    response = settings_post(client, "/settings/2fa/setup")
+
+    assert response.status_code == 409
+    assert page(response).text("problem") == "Two-factor authentication is already connected."
+    assert credential(app, logged_in).encrypted_secret == before
+
+
+def test_setup_form_does_not_answer_a_login_challenge(
+    app: Flask,
+    client: FlaskClient,
+    logged_in: TestUser,
+    connected: str,
+    clock: FakeClock,
+) -> None:
+    # An API login of the same user waits for its code; the setup form must not complete it.
+    login_challenge = client.post(
+        "/auth/login", json={"username": logged_in.username, "password": logged_in.password}
+    ).json["2fa"]
+    tokens_before = count(app, Token)
+
+    response = settings_post(
+        client,
+        "/settings/2fa/confirm",
+        challengeId=login_challenge,
+        code=code_for(connected, clock),
+    )
+
+    assert response.status_code == 404
+    assert count(app, Token) == tokens_before
+    # Nothing was spent: the login challenge still takes that code.
+    answered = client.post(
+        "/auth/2fa/challenge",
+        json={"challengeId": login_challenge, "verificationCode": code_for(connected, clock)},
+    )
+    assert answered.status_code == 200
+    assert count(app, Token) == tokens_before + 1
+
+
+# -- recovery codes and disabling --------------------------------------------------------------
+
+
+def test_connected_settings_offer_recovery_codes_and_disabling(
+    client: FlaskClient, connected: str
+) -> None:
+    shown = page(client.get("/settings"))
+
+    assert shown.text("status") == "connected"
+    assert "setup-form" not in shown.texts
+    assert "Generate recovery codes" in shown.text("recovery-codes-form")
+    assert "Disable 2FA" in shown.text("disable-form")
+    assert (
+        shown.labels["recovery-proof"]
+        == shown.labels["disable-proof"]
+        == ("Code from your authenticator app, or a recovery code")
+    )
+
+
+def test_recovery_codes_are_shown_once_for_a_code(
+    app: Flask, client: FlaskClient, connected: str, clock: FakeClock
+) -> None:
+    response = settings_post(
+        client, "/settings/2fa/recovery-codes", code=code_for(connected, clock)
+    )
+
+    assert response.status_code == 200
+    codes = page(response).text("recovery-codes").split()
+    assert len(codes) == 10
+    assert all(re.fullmatch(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){3}", code) for code in codes)
+    assert count(app, example_app.two_factor.models.RecoveryCode) == 10
+    assert codes[0] not in client.get("/settings").get_data(as_text=True)
+
+
+def test_wrong_code_for_recovery_codes_is_403(
+    app: Flask, client: FlaskClient, connected: str, clock: FakeClock
+) -> None:
+    response = settings_post(
+        client, "/settings/2fa/recovery-codes", code=wrong_code(connected, clock)
+    )
+
+    assert response.status_code == 403
+    assert page(response).text("problem") == (
+        "That code is not right. Try the code your app shows now, or a recovery code."
+    )
+    assert count(app, example_app.two_factor.models.RecoveryCode) == 0
+
+
+def test_disabling_with_a_code_turns_2fa_off(
+    app: Flask, client: FlaskClient, logged_in: TestUser, connected: str, clock: FakeClock
+) -> None:
+    response = settings_post(client, "/settings/2fa/disable", code=code_for(connected, clock))
+
+    assert response.status_code == 302
+    assert response.location == "/settings"
+    assert page(client.get("/settings")).text("status") == "not connected"
+    assert credential(app, logged_in) is None
+
+
+def test_disabling_with_a_recovery_code_turns_2fa_off(
+    app: Flask, client: FlaskClient, logged_in: TestUser, connected: str, clock: FakeClock
+) -> None:
+    codes = page(
+        settings_post(client, "/settings/2fa/recovery-codes", code=code_for(connected, clock))
+    ).text("recovery-codes")
+
+    response = settings_post(client, "/settings/2fa/disable", code=codes.split()[3].lower())
+
+    assert response.status_code == 302
+    assert credential(app, logged_in) is None
+
+
+@pytest.mark.parametrize("code", ["wrong", "", "12345"])
+def test_disabling_needs_a_well_formed_proof(
+    app: Flask, client: FlaskClient, logged_in: TestUser, connected: str, code: str
+) -> None:
+    response = settings_post(client, "/settings/2fa/disable", code=code)
+
+    assert response.status_code == 400
+    assert page(response).text("problem") == (
+        "Enter the six digits your authenticator app shows, or one of your recovery codes."
+    )
+    assert credential(app, logged_in).connected
+
+
+def test_disabling_with_a_wrong_code_is_403_and_keeps_2fa(
+    app: Flask, client: FlaskClient, logged_in: TestUser, connected: str, clock: FakeClock
+) -> None:
+    response = settings_post(client, "/settings/2fa/disable", code=wrong_code(connected, clock))
+
+    assert response.status_code == 403
+    assert page(response).text("status") == "connected"
+    assert credential(app, logged_in).connected
+
+
+def test_disabling_without_2fa_is_409(
+    app: Flask, client: FlaskClient, logged_in: TestUser
+) -> None:
+    response = settings_post(client, "/settings/2fa/disable", code="123456")
+
+    assert response.status_code == 409
+    assert page(response).text("status") == "not connected"
+
+
+# -- CSRF --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "token", [None, "", "forged", "é"], ids=["missing", "empty", "wrong", "non-ascii"]
+)
+@pytest.mark.parametrize(
+    "path", ["/settings/2fa/setup", "/settings/2fa/disable", "/settings/2fa/recovery-codes"]
+)
+def test_settings_forms_without_the_csrf_token_are_400_and_change_nothing(
+    app: Flask,
+    client: FlaskClient,
+    logged_in: TestUser,
+    path: str,
+    token: str | None,
+) -> None:
+    form = {"code": "123456"} if token is None else {"code": "123456", "csrf_token": token}
+
+    response = client.post(path, data=form)
+
+    assert response.status_code == 400
+    assert page(response).text("problem").startswith("This form has expired")
+    assert credential(app, logged_in) is None
+    assert count(app, example_app.two_factor.models.Challenge) == 0
+
+
+def test_confirm_without_the_csrf_token_is_400_and_does_not_connect(
+    app: Flask,
+    client: FlaskClient,
+    logged_in: TestUser,
+    clock: FakeClock,
+    set_up: Callable[[], tuple[str, str]],
+) -> None:
+    secret, challenge_id = set_up()
+
+    response = client.post(
+        "/settings/2fa/confirm",
+        data={"challengeId": challenge_id, "code": code_for(secret, clock)},
+    )
+
+    assert response.status_code == 400
+    assert not credential(app, logged_in).connected
+
+
+def test_login_without_the_csrf_token_is_400_and_makes_no_session(
+    app: Flask, client: FlaskClient, user: TestUser
+) -> None:
+    client.get("/login")
+
+    response = client.post(
+        "/login", data={"username": user.username, "password": user.password}, headers=BROWSER
+    )
+
+    assert response.status_code == 400
+    assert "user_id" not in session_of(client)
+
+
+def test_user_switching_accounts_is_logged_out_while_the_code_is_pending(
+    app: Flask,
+    client: FlaskClient,
+    make_user: Callable[[str], TestUser],
+    connected_user: tuple[TestUser, str],
+) -> None:
+    other = make_user("bob")
+    post_login(client, other)
+    assert session_of(client)["user_id"] == other.id
+    user, _ = connected_user
+    form = {
+        "csrf_token": csrf(client, "/settings"),
+        "username": "alice",
+        "password": user.password,
+    }
+
+    response = client.post("/login", data=form, headers=BROWSER)
+
+    assert CHALLENGE_LOCATION.fullmatch(response.location)
+    session = session_of(client)
+    assert "user_id" not in session
+    assert "amr" not in session
+
+
+def test_login_form_still_works_after_a_pending_challenge(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str]
+) -> None:
+    user, _ = connected_user
+    token = csrf(client)
+    form = {"csrf_token": token, "username": user.username, "password": user.password}
+    first = client.post("/login", data=form, headers=BROWSER)
+
+    # The browser goes back to the login page it had and sends it again.
+    second = client.post("/login", data=form, headers=BROWSER)
+
+    assert CHALLENGE_LOCATION.fullmatch(first.location)
+    assert CHALLENGE_LOCATION.fullmatch(second.location)
+    assert first.location != second.location
+
+
+def test_logout_without_the_csrf_token_is_400_and_keeps_the_session(
+    client: FlaskClient, logged_in: TestUser
+) -> None:
+    response = client.post("/logout")
+
+    assert response.status_code == 400
+    assert session_of(client)["user_id"] == logged_in.id
+
+
+def test_token_of_another_session_is_refused(
+    app: Flask, client: FlaskClient, logged_in: TestUser
+) -> None:
+    other = app.test_client()
+    foreign = csrf(other)
+
+    response = client.post("/settings/2fa/setup", data={"csrf_token": foreign})
+
+    assert response.status_code == 400
+    assert credential(app, logged_in) is None
+
+
+# -- logging out, sessions ---------------------------------------------------------------------
+
+
+def test_logout_clears_the_session(client: FlaskClient, logged_in: TestUser) -> None:
+    response = client.post("/logout", data={"csrf_token": csrf(client, "/settings")})
+
+    assert response.status_code == 302
+    assert response.location == "/login"
+    session = session_of(client)
+    assert "user_id" not in session
+    assert "amr" not in session
+    assert "csrf_token" not in session
+    assert client.get("/settings").status_code == 302
+
+
+def test_nav_shows_log_out_only_when_logged_in(
+    app: Flask, client: FlaskClient, user: TestUser
+) -> None:
+    assert "logout" not in page(client.get("/login")).texts
+
+    post_login(client, user)
+
+    assert page(client.get("/settings")).text("logout") == "Log out"
+
+
+def test_session_of_a_deleted_user_ends(
+    app: Flask, client: FlaskClient, logged_in: TestUser
+) -> None:
+    with app.app_context():
+        db.session.delete(db.session.get(User, logged_in.id))
+        db.session.commit()
+
+    response = client.get("/settings")
+
+    assert response.status_code == 302
+    assert response.location == "/login?next=/settings"
+    assert "user_id" not in session_of(client)
+
+
+def test_pages_cannot_be_framed(app: Flask, client: FlaskClient) -> None:
+    response = client.get("/login")
+
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
