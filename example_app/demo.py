@@ -21,7 +21,10 @@ SESSION = """\
 Flask-UCloud-2FA demo: the example auth server runs at {url}
   user: {username}   password: {password}   (fresh database: {database})
 
-Paste these steps into another terminal, one block at a time.
+In a browser: open {url}/login, log in, set up 2FA on the settings page with your phone's
+authenticator app, log out and log in again: the server asks for a code.
+
+Or with curl: paste these steps into another terminal, one block at a time.
 
 # 1. Log in with the password: no 2FA yet, so you get tokens.
 TOKEN=$(curl -s -X POST {url}/auth/login -H 'Content-Type: application/json' \\

@@ -172,14 +172,14 @@ def _form_proof() -> Proof | None:
 
 
 def _challenge_page(
-    challenge_id: str, binding: str | None, problem: str | None, status: int, **context: Any
+    challenge_id: str, binding: str | None, failure: str | None, status: int, **context: Any
 ) -> Response:
     """The challenge page; without ``binding`` it offers only the way back to the login."""
     html = render_template(
         "ucloud_2fa/challenge.html",
         challenge_id=challenge_id,
         csrf_token=None if binding is None else csrf_token(binding, challenge_id),
-        problem=problem,
+        failure=failure,
         login_url=_two_factor().settings.login_url,
         **context,
     )

@@ -481,3 +481,15 @@ def test_login_step_on_a_custom_app(make_custom_app: MakeApp) -> None:
     )
     assert response.status_code == 200
     assert response.json == {"user": str(user_id), "amr": ["pwd", "otp"]}
+
+
+def test_the_shipped_challenge_page_serves_apps_that_do_not_override_it(
+    make_custom_app: MakeApp,
+) -> None:
+    custom = make_custom_app()
+    page = custom.app.test_client().get("/auth/2fa?challengeId=unknown")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 404
+    assert "<title>Two-factor authentication</title>" in html
+    assert "This login has expired or was already used." in html
+    assert 'href="/" id="back-to-login"' in html

@@ -922,3 +922,13 @@ def test_pages_cannot_be_framed(app: Flask, client: FlaskClient) -> None:
 
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_the_example_app_overrides_the_challenge_page_with_its_own_layout(
+    client: FlaskClient,
+) -> None:
+    page = client.get("/auth/2fa?challengeId=unknown")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 404
+    assert "<title>Two-factor authentication · Example Auth Server</title>" in html
+    assert 'href="/login" id="back-to-login"' in html

@@ -1,0 +1,280 @@
+"""The browser journey in Chromium, against the example app served by a real server process.
+
+Playwright drives Debian's Chromium (``/usr/bin/chromium``; never ``playwright install``). Run
+with ``UCLOUD_2FA_SCREENSHOTS=1`` to save a screenshot of each page under
+``docs/_static/screenshots/`` for the docs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+from urllib.parse import urlsplit
+
+import pyotp
+import pytest
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from conftest import require_service
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("UCLOUD_2FA_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = REPO / "docs" / "_static" / "screenshots"
+CLIENT_ID = "demo-client"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    url: str
+    callback: str
+    username: str
+    password: str
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The example app under gunicorn (two workers) on a fresh SQLite database, with a user."""
+    workdir = tmp_path_factory.mktemp("browser")
+    port = _free_port()
+    callback = f"http://127.0.0.1:{_free_port()}/callback"
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    env = {
+        **os.environ,
+        "FLASK_SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir}/browser.sqlite",
+        "FLASK_SECRET_KEY": secrets.token_urlsafe(32),
+        "FLASK_UCLOUD_2FA_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "FLASK_OAUTH_DEMO_REDIRECT_URIS": f'["{callback}"]',
+        "FLASK_OAUTH_JWT_KEY_PEM": key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode(),
+    }
+    username, password = "alice", secrets.token_urlsafe(12)
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "example_app", "create-user", username,
+         "--password", password],
+        cwd=REPO, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers=2", f"--bind=127.0.0.1:{port}",
+         "example_app:create_app()"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, "gunicorn exited"
+            try:
+                requests.get(f"{url}/login", timeout=5)
+                break
+            except requests.RequestException:
+                assert time.monotonic() < deadline, "the server did not come up"
+                time.sleep(0.1)
+        yield Server(url, callback, username, password)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        require_service(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def snapshot(page: Any, name: str) -> None:
+    """Save a screenshot for the docs when UCLOUD_2FA_SCREENSHOTS=1."""
+    if os.environ.get("UCLOUD_2FA_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page: Any, server: Server, name: str = "login") -> None:
+    page.goto(f"{server.url}/login")
+    page.get_by_label("Username").fill(server.username)
+    page.get_by_label("Password").fill(server.password)
+    snapshot(page, name)
+    page.get_by_role("button", name="Log in").click()
+
+
+def fresh_code(totp: pyotp.TOTP, used: list[int]) -> str:
+    """A code the server accepts: of a time step after the last one used, at most one step
+    ahead of now (the skew the server allows), waiting for time to move on if need be."""
+    while True:
+        now = int(time.time() // 30)
+        step = max(now, used[-1] + 1) if used else now
+        if step <= now + 1:
+            used.append(step)
+            return totp.at(step * 30)
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def connected(server: Server, browser: Any) -> Iterator[tuple[pyotp.TOTP, list[int]]]:
+    """The user sets up 2FA from the settings page, reading the secret shown, and logs out."""
+    context = browser.new_context()
+    page = context.new_page()
+    log_in(page, server)
+    page.wait_for_url(f"{server.url}/settings")
+    assert page.locator("#status").inner_text() == "not connected"
+    snapshot(page, "settings-not-connected")
+    page.get_by_role("button", name="Set up two-factor authentication").click()
+    qr = page.locator("img[src^='data:image/png;base64,']")
+    assert qr.count() == 1
+    totp = pyotp.TOTP(page.locator("#secret").inner_text().strip())
+    snapshot(page, "setup")
+    used: list[int] = []
+    page.locator("#code").fill(fresh_code(totp, used))
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url(f"{server.url}/settings")
+    assert page.locator("#status").inner_text() == "connected"
+    snapshot(page, "settings-connected")
+    page.locator("#logout").click()
+    page.wait_for_url(f"{server.url}/login")
+    context.close()
+    yield totp, used
+
+
+def test_login_asks_for_a_code_refuses_a_wrong_one_and_accepts_the_right_one(
+    server: Server, page: Any, connected: tuple[pyotp.TOTP, list[int]]
+) -> None:
+    totp, used = connected
+    log_in(page, server)
+    page.wait_for_url(f"{server.url}/auth/2fa?challengeId=**")
+    field = page.get_by_label("Code from your authenticator app")
+    assert field.get_attribute("autocomplete") == "one-time-code"
+    assert field.get_attribute("inputmode") == "numeric"
+    snapshot(page, "challenge")
+    # No logged-in session before the second factor: the settings page still wants a login.
+    settings = page.request.get(f"{server.url}/settings", max_redirects=0)
+    assert settings.status == 302 and "/login" in settings.headers["location"]
+
+    window = {totp.at(time.time() + 30 * step) for step in (-1, 0, 1, 2)}
+    field.fill(next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in window))
+    page.get_by_role("button", name="Verify").click()
+    problem = page.locator("#problem")
+    assert "not right" in problem.inner_text() and "4 attempts left" in problem.inner_text()
+    snapshot(page, "challenge-wrong-code")
+
+    page.get_by_label("Code from your authenticator app").fill(fresh_code(totp, used))
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_url(f"{server.url}/settings")
+    assert page.locator("#username").inner_text() == server.username
+    assert page.locator("#status").inner_text() == "connected"
+
+
+def _pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def test_authorization_code_flow_with_pkce_and_openid_connect(
+    server: Server, page: Any, connected: tuple[pyotp.TOTP, list[int]]
+) -> None:
+    totp, used = connected
+    verifier, challenge = _pkce()
+    state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    client = OAuth2Session(
+        CLIENT_ID,
+        redirect_uri=server.callback,
+        scope="openid profile",
+        token_endpoint_auth_method="none",
+        code_challenge_method="S256",
+    )
+    authorize_url, _ = client.create_authorization_url(
+        f"{server.url}/oauth/authorize", state=state, nonce=nonce, code_verifier=verifier
+    )
+    assert f"code_challenge={challenge}" in authorize_url
+    # The client's redirect URI: answered here, the browser never leaves the machine.
+    page.route(f"{server.callback}**", lambda route: route.fulfill(body="signed in"))
+
+    page.goto(authorize_url)
+    page.wait_for_url(f"{server.url}/login?**")
+    page.get_by_label("Username").fill(server.username)
+    page.get_by_label("Password").fill(server.password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{server.url}/auth/2fa?challengeId=**")
+    page.get_by_label("Code from your authenticator app").fill(fresh_code(totp, used))
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_url(f"{server.callback}?**")
+
+    query = parse_qs(urlsplit(page.url).query)
+    assert query["state"] == [state]
+    token = client.fetch_token(
+        f"{server.url}/oauth/token",
+        authorization_response=page.url,
+        code_verifier=verifier,
+        state=state,
+    )
+    assert {"access_token", "refresh_token", "id_token"} <= set(token)
+
+    jwks = requests.get(f"{server.url}/oauth/jwks", timeout=10).json()
+    id_token = jwt.decode(token["id_token"], KeySet.import_key_set(jwks), algorithms=["RS256"])
+    claims = id_token.claims
+    assert claims["iss"] == server.url
+    assert claims["aud"] in (CLIENT_ID, [CLIENT_ID])
+    assert claims["nonce"] == nonce
+    assert claims["amr"] == ["pwd", "otp"]
+    assert abs(claims["auth_time"] - time.time()) < 120
+
+    me = requests.get(
+        f"{server.url}/api/me",
+        headers={"Authorization": f"Bearer {token['access_token']}"},
+        timeout=10,
+    )
+    assert me.status_code == 200
+    assert me.json()["username"] == server.username
+    assert me.json()["amr"] == ["pwd", "otp"]
