@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pyotp
 import pytest
@@ -90,6 +92,26 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return fake
 
 
+def example_app_on(database_url: str, **config: Any) -> Flask:
+    """The example app on a clean database, for tests; PostgreSQL gets a pool big enough for
+    every racing thread."""
+    return create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 20} if "postgresql" in database_url else {},
+            **config,
+        }
+    )
+
+
+def drop_example_app(app: Flask) -> None:
+    with app.app_context():
+        example_db.session.remove()
+        example_db.drop_all()
+        example_db.engine.dispose()
+
+
 @pytest.fixture
 def app(request: pytest.FixtureRequest, database_url: str, clock: FakeClock) -> Iterator[Flask]:
     """The example app on a clean database.
@@ -97,19 +119,62 @@ def app(request: pytest.FixtureRequest, database_url: str, clock: FakeClock) -> 
     ``@pytest.mark.app_config(KEY=value, ...)`` on a test adds to its configuration.
     """
     marker = request.node.get_closest_marker("app_config")
-    app = create_app(
-        {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 20} if "postgresql" in database_url else {},
-            **(marker.kwargs if marker else {}),
-        }
-    )
+    app = example_app_on(database_url, **(marker.kwargs if marker else {}))
     yield app
-    with app.app_context():
-        example_db.session.remove()
-        example_db.drop_all()
-        example_db.engine.dispose()
+    drop_example_app(app)
+
+
+@pytest.fixture
+def make_pg_app(postgresql_url: str, clock: FakeClock) -> Iterator[Callable[..., Flask]]:
+    """Makes the example app on PostgreSQL (only), with extra configuration, for races."""
+    apps: list[Flask] = []
+
+    def make(**config: Any) -> Flask:
+        apps.append(example_app_on(postgresql_url, **config))
+        return apps[-1]
+
+    yield make
+    for app in apps:
+        drop_example_app(app)
+
+
+@pytest.fixture
+def pg_app(make_pg_app: Callable[..., Flask]) -> Flask:
+    """The example app on PostgreSQL (only), for races."""
+    return make_pg_app()
+
+
+@dataclass
+class Outcome:
+    status: int
+    body: Any
+
+
+def race(app: Flask, calls: list[Callable[[FlaskClient], Any]]) -> list[Outcome]:
+    """Run every call in a thread of its own, each with its own client, released together by
+    a barrier so the requests hit the database at once; their outcomes, in order."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[Outcome | None] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        client = app.test_client()
+        try:
+            barrier.wait(timeout=10)
+            response = calls[index](client)
+            outcomes[index] = Outcome(response.status_code, response.json)
+        except BaseException as error:  # reported below, on the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads), "a racing request hung"
+    if errors:
+        raise errors[0]
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 @dataclass

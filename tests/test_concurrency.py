@@ -7,9 +7,6 @@ for several rounds. The database, not process memory, must pick exactly one winn
 from __future__ import annotations
 
 import secrets
-import threading
-from collections.abc import Callable
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -21,7 +18,6 @@ from sqlalchemy import func
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
-from example_app import create_app
 from example_app import db
 from example_app import two_factor
 from example_app.models import Token
@@ -31,62 +27,14 @@ from flask_ucloud_2fa.challenges import hash_challenge_id
 
 from conftest import FAST_HASH
 from conftest import FakeClock
+from conftest import Outcome
 from conftest import code_for
 from conftest import decrypt_secret
+from conftest import race
 
 ROUNDS = 5
 THREADS = 8
 TOKEN_KEYS = {"accessToken", "refreshToken", "expiresAt"}
-
-
-@pytest.fixture
-def pg_app(postgresql_url: str, clock: FakeClock) -> Iterator[Flask]:
-    """The example app on PostgreSQL with a pool big enough for every racing thread."""
-    app = create_app(
-        {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": postgresql_url,
-            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 20},
-        }
-    )
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
-
-
-@dataclass
-class Outcome:
-    status: int
-    body: Any
-
-
-def race(app: Flask, calls: list[Callable[[FlaskClient], Any]]) -> list[Outcome]:
-    """Run every call in a thread of its own, released together; their outcomes, in order."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[Outcome | None] = [None] * len(calls)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        client = app.test_client()
-        try:
-            barrier.wait(timeout=10)
-            response = calls[index](client)
-            outcomes[index] = Outcome(response.status_code, response.json)
-        except BaseException as error:  # reported below, on the test's thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads), "a racing request hung"
-    if errors:
-        raise errors[0]
-    assert all(outcome is not None for outcome in outcomes)
-    return [outcome for outcome in outcomes if outcome is not None]
 
 
 @dataclass

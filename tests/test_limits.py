@@ -7,10 +7,7 @@ Every test checks the counters where they live, in the database (``Credential.fa
 from __future__ import annotations
 
 import secrets
-import threading
 from collections.abc import Callable
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
@@ -24,7 +21,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
-from example_app import create_app
 from example_app import db
 from example_app import two_factor
 from example_app.models import User
@@ -37,6 +33,7 @@ from flask_ucloud_2fa.extension import DEFAULTS
 from conftest import FAST_HASH
 from conftest import FakeClock
 from conftest import code_for
+from conftest import race
 
 if TYPE_CHECKING:
     # Imported for annotations only: a module-level Test* class would be collected by pytest.
@@ -533,64 +530,6 @@ def test_attacker_failing_victims_challenges_delays_victim_at_most_backoff_max(
 
 
 # -- races on PostgreSQL ----------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    status: int
-    body: Any
-
-
-def race(app: Flask, calls: list[Callable[[FlaskClient], Any]]) -> list[Outcome]:
-    """Run every call in a thread of its own, released together; their outcomes, in order."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[Outcome | None] = [None] * len(calls)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        client = app.test_client()
-        try:
-            barrier.wait(timeout=10)
-            response = calls[index](client)
-            outcomes[index] = Outcome(response.status_code, response.json)
-        except BaseException as error:  # reported below, on the test's thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads), "a racing request hung"
-    if errors:
-        raise errors[0]
-    assert all(outcome is not None for outcome in outcomes)
-    return [outcome for outcome in outcomes if outcome is not None]
-
-
-@pytest.fixture
-def make_pg_app(postgresql_url: str, clock: FakeClock) -> Iterator[Callable[..., Flask]]:
-    """The example app on PostgreSQL, with a pool big enough for every racing thread."""
-    apps: list[Flask] = []
-
-    def make(**config: Any) -> Flask:
-        app = create_app(
-            {
-                "TESTING": True,
-                "SQLALCHEMY_DATABASE_URI": postgresql_url,
-                "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 20},
-                **config,
-            }
-        )
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        with app.app_context():
-            db.session.remove()
-            db.drop_all()
-            db.engine.dispose()
 
 
 def connected_pg_user(app: Flask, clock: FakeClock) -> tuple[str, str]:
