@@ -58,7 +58,19 @@ class CredentialMixin:
         return f"<TwoFactorCredential user_id={self.user_id!r} connected={self.connected}>"
 
 
-class ChallengeMixin:
+class BelongsToCredential:
+    """A row of a credential, which goes when the credential goes."""
+
+    @declared_attr
+    def credential_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr takes the class
+        return mapped_column(
+            Integer,
+            ForeignKey("ucloud_2fa_credential.id", ondelete="CASCADE"),
+            nullable=False,
+        )
+
+
+class ChallengeMixin(BelongsToCredential):
     """A pending challenge: the setup of a credential, or the second step of a login.
 
     Only the SHA-256 of the challenge id is stored, so a copy of the table answers nothing.
@@ -76,33 +88,17 @@ class ChallengeMixin:
     #: SHA-256 of the cookie that binds a browser login challenge to the browser it began in.
     browser_binding: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
-    @declared_attr
-    def credential_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr takes the class
-        return mapped_column(
-            Integer,
-            ForeignKey("ucloud_2fa_credential.id", ondelete="CASCADE"),
-            nullable=False,
-        )
-
     def __repr__(self) -> str:
         return f"<TwoFactorChallenge kind={self.kind!r} user_id={self.user_id!r}>"
 
 
-class RecoveryCodeMixin:
+class RecoveryCodeMixin(BelongsToCredential):
     """One unused recovery code of a credential, stored as a keyed hash, deleted when used."""
 
     __tablename__ = "ucloud_2fa_recovery_code"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code_hash: Mapped[str] = mapped_column(String(64), nullable=False)
-
-    @declared_attr
-    def credential_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr takes the class
-        return mapped_column(
-            Integer,
-            ForeignKey("ucloud_2fa_credential.id", ondelete="CASCADE"),
-            nullable=False,
-        )
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Any, ...]:  # noqa: N805
