@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint bench docs clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,14 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+# The performance figures of docs/performance.rst; BENCH_ARGS=--quick runs in under a minute.
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# The Sphinx site, warnings as errors (tests/test_docs_build.py does the same in `make test`).
+docs: install
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -30,4 +38,4 @@ lint: install
 	$(BIN)/bandit -q -r flask_ucloud_2fa example_app
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache docs/_build

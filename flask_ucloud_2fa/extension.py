@@ -123,7 +123,8 @@ def _encryption_keys(app: Flask) -> list[bytes]:
         raise RuntimeError(
             "Flask-UCloud-2FA encrypts TOTP secrets and needs a key: set"
             " UCLOUD_2FA_ENCRYPTION_KEYS to a list of Fernet keys (make one with"
-            " 'flask ucloud-2fa generate-key'), or at least SECRET_KEY."
+            ' python -c "from cryptography.fernet import Fernet;'
+            ' print(Fernet.generate_key().decode())"), or at least SECRET_KEY.'
         )
     logger.warning(
         "UCLOUD_2FA_ENCRYPTION_KEYS is not set: TOTP secrets are encrypted under a key derived"
@@ -287,8 +288,12 @@ class TwoFactor:
         return wrapper  # type: ignore[return-value]
 
     def check_second_factor(self, token: Any) -> None:
-        """:raises InsufficientUserAuthentication: the token's user has 2FA connected and the
-        token's login did not use it."""
+        """Refuse a token whose login skipped the second factor its user has.
+
+        :param token: a token the resource protector validated.
+        :raises InsufficientUserAuthentication: the token's user has 2FA connected and the
+            token's login did not use it.
+        """
         methods = self._methods_loader(token)
         if isinstance(methods, str):
             methods = methods.split()

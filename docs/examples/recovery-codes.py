@@ -1,0 +1,50 @@
+import requests
+
+host = "http://127.0.0.1:5000"
+
+# New recovery codes, for a current code; show them once, then forget them.
+response = requests.post(
+    f"{host}/auth/2fa/recovery-codes",
+    headers={"Authorization": "Bearer <ACCESS_TOKEN>"},
+    json={"verificationCode": 123456},
+)
+print(response.status_code, response.json())
+# 200
+# {
+#     "recoveryCodes": [
+#         "<RECOVERY_CODE>",
+#         "<RECOVERY_CODE_2>",
+#         "<RECOVERY_CODE_3>",
+#         "<RECOVERY_CODE_4>",
+#         "<RECOVERY_CODE_5>",
+#         "<RECOVERY_CODE_6>",
+#         "<RECOVERY_CODE_7>",
+#         "<RECOVERY_CODE_8>",
+#         "<RECOVERY_CODE_9>",
+#         "<RECOVERY_CODE_10>"
+#     ]
+# }
+
+# Later, without the phone: log in.
+response = requests.post(
+    f"{host}/auth/login",
+    json={"username": "alice", "password": "<PASSWORD>"},
+)
+print(response.status_code, response.json())
+# 200
+# {
+#     "2fa": "<CHALLENGE_ID>"
+# }
+
+# Answer the login challenge with a recovery code; it works once.
+response = requests.post(
+    f"{host}/auth/2fa/challenge",
+    json={"challengeId": "<CHALLENGE_ID>", "recoveryCode": "<RECOVERY_CODE>"},
+)
+print(response.status_code, response.json())
+# 200
+# {
+#     "accessToken": "<ACCESS_TOKEN_2>",
+#     "expiresAt": 1800003600000,
+#     "refreshToken": "<REFRESH_TOKEN>"
+# }
