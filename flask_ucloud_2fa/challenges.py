@@ -593,11 +593,13 @@ class ChallengeService:
         self.emit("challenge_failed", user_id, "failure", failures=failures)
         if failures == self.limits.lockout_after:
             self.emit("locked_out", user_id, "failure", failures=failures)
+        why = None
         if extra.get("remainingAttempts") == 0:
-            raise InvalidCode(
-                "Invalid 2FA code. No attempts are left on this challenge: start again.", **extra
-            )
-        raise InvalidCode(**extra)
+            why = "Invalid 2FA code. No attempts are left on this challenge: start again."
+        wrong = InvalidCode(why, **extra)
+        if delay:  # the next answer waits: say so the standard way too
+            wrong.headers["Retry-After"] = str(delay)
+        raise wrong
 
     # -- storage helpers ------------------------------------------------------------------
 

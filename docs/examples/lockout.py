@@ -20,6 +20,7 @@ response = requests.post(
 )
 print(response.status_code, response.json())
 # 403
+# Retry-After: 3600
 # {
 #     "errorCode": "INVALID_CODE",
 #     "remainingAttempts": 4,

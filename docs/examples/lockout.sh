@@ -10,6 +10,7 @@ curl -XPOST -H 'Content-Type: application/json' "$host/auth/login" -d '{"usernam
 # The 6th wrong code in a row (UCLOUD_2FA_LOCKOUT_AFTER=6 here; 100 by default).
 curl -XPOST -H 'Content-Type: application/json' "$host/auth/2fa/challenge" -d '{"challengeId": "<CHALLENGE_ID>", "verificationCode": 111111}'
 # 403
+# Retry-After: 3600
 # {
 #     "errorCode": "INVALID_CODE",
 #     "remainingAttempts": 4,

@@ -12,6 +12,7 @@ console.log(response1.status, await response1.json());
 const response2 = await fetch(`${host}/auth/2fa/challenge`, { method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({"challengeId": "<CHALLENGE_ID>", "verificationCode": 111111}) });
 console.log(response2.status, await response2.json());
 // 403
+// Retry-After: 3600
 // {
 //     "errorCode": "INVALID_CODE",
 //     "remainingAttempts": 4,
