@@ -14,7 +14,8 @@ _SEPARATORS = re.compile(r"[\s-]")
 
 
 def new_recovery_code() -> str:
-    """A new random recovery code, ``XXXX-XXXX-XXXX-XXXX``."""
+    """A new random recovery code: four groups of four base32 characters, like
+    ``ABCD-EFGH-JKLM-NP23``."""
     text = base64.b32encode(secrets.token_bytes(RECOVERY_CODE_BYTES)).decode("ascii")
     return "-".join(text[i : i + 4] for i in range(0, 16, 4))
 
