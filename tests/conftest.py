@@ -217,6 +217,23 @@ def user(make_user: Callable[[str], TestUser]) -> TestUser:
     return make_user("alice")
 
 
+def answer(
+    client: FlaskClient, challenge_id: str, code: Any, headers: dict[str, str] | None = None
+) -> Any:
+    """``POST /auth/2fa/challenge`` with a verification code."""
+    return client.post(
+        "/auth/2fa/challenge",
+        headers=headers or {},
+        json={"challengeId": challenge_id, "verificationCode": code},
+    )
+
+
+def wrong_code(secret: str, clock: FakeClock) -> str:
+    """A six-digit code that no step of the skew window accepts."""
+    valid = {code_for(secret, clock, offset) for offset in (-1, 0, 1)}
+    return next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in valid)
+
+
 def code_for(secret: str, clock: FakeClock, offset_steps: int = 0) -> str:
     """The TOTP code an authenticator app shows at ``clock`` plus ``offset_steps`` steps."""
     return pyotp.TOTP(secret).at(clock.now + 30 * offset_steps)

@@ -17,8 +17,10 @@ from example_app import two_factor
 from flask_ucloud_2fa.challenges import hash_challenge_id
 
 from conftest import FakeClock
+from conftest import answer
 from conftest import code_for
 from conftest import decrypt_secret
+from conftest import wrong_code
 
 if TYPE_CHECKING:
     # Imported for annotations only: a module-level Test* class would be collected by pytest.
@@ -45,22 +47,6 @@ def begin_login(client: FlaskClient, user: TestUser) -> str:
     assert set(response.json) == {"2fa"}
     challenge_id: str = response.json["2fa"]
     return challenge_id
-
-
-def answer(
-    client: FlaskClient, challenge_id: str, code: Any, headers: dict[str, str] | None = None
-) -> Any:
-    return client.post(
-        "/auth/2fa/challenge",
-        headers=headers or {},
-        json={"challengeId": challenge_id, "verificationCode": code},
-    )
-
-
-def wrong_code(secret: str, clock: FakeClock) -> str:
-    """A six-digit code no authenticator app shows for ``secret`` within the skew window."""
-    valid = {code_for(secret, clock, offset) for offset in (-1, 0, 1)}
-    return next(code for code in (f"{n:06d}" for n in range(1_000_000)) if code not in valid)
 
 
 def assert_error(response: Any, status: int, error_code: str) -> None:

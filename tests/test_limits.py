@@ -32,8 +32,10 @@ from flask_ucloud_2fa.extension import DEFAULTS
 
 from conftest import FAST_HASH
 from conftest import FakeClock
+from conftest import answer
 from conftest import code_for
 from conftest import race
+from conftest import wrong_code
 
 if TYPE_CHECKING:
     # Imported for annotations only: a module-level Test* class would be collected by pytest.
@@ -63,22 +65,6 @@ def login_challenge(app: Flask, user_id: int | str) -> str:
     assert set(response.json) == {"2fa"}
     challenge_id: str = response.json["2fa"]
     return challenge_id
-
-
-def answer(
-    client: FlaskClient, challenge_id: str, code: str, headers: dict[str, str] | None = None
-) -> Any:
-    return client.post(
-        "/auth/2fa/challenge",
-        headers=headers or {},
-        json={"challengeId": challenge_id, "verificationCode": code},
-    )
-
-
-def wrong_code(secret: str, clock: FakeClock) -> str:
-    """A six-digit code no authenticator app shows for ``secret`` within the skew window."""
-    valid = {code_for(secret, clock, offset) for offset in (-1, 0, 1)}
-    return next(code for code in (f"{n:06d}" for n in range(1_000_000)) if code not in valid)
 
 
 def utc(clock: FakeClock, seconds: int = 0) -> datetime:

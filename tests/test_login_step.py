@@ -21,7 +21,9 @@ from example_app.models import Token
 from flask_ucloud_2fa import CompletedLogin
 
 from conftest import FakeClock
+from conftest import answer
 from conftest import code_for
+from conftest import wrong_code
 
 if TYPE_CHECKING:
     # Imported for annotations only: a module-level Test* class would be collected by pytest.
@@ -57,22 +59,6 @@ def login(client: FlaskClient, user: TestUser, headers: dict[str, str] | None = 
         headers=headers or {},
         json={"username": user.username, "password": user.password},
     )
-
-
-def answer(
-    client: FlaskClient, challenge_id: str, code: str | int, headers: dict[str, str] | None = None
-) -> Any:
-    return client.post(
-        "/auth/2fa/challenge",
-        headers=headers or {},
-        json={"challengeId": challenge_id, "verificationCode": code},
-    )
-
-
-def wrong_code(secret: str, clock: FakeClock) -> str:
-    """A six-digit code that no step of the skew window accepts."""
-    valid = {code_for(secret, clock, offset) for offset in (-1, 0, 1)}
-    return next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in valid)
 
 
 def me(client: FlaskClient, access_token: str) -> Any:

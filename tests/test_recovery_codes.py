@@ -27,6 +27,7 @@ from conftest import FAST_HASH
 from conftest import FakeClock
 from conftest import code_for
 from conftest import race
+from conftest import wrong_code
 
 if TYPE_CHECKING:
     # Imported for annotations only: a module-level Test* class would be collected by pytest.
@@ -39,12 +40,6 @@ UNKNOWN_RECOVERY_CODE = "A2A2-A2A2-A2A2-A2A2"
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def wrong_code(secret: str, clock: FakeClock) -> str:
-    """A six-digit code that no step of the skew window accepts."""
-    valid = {code_for(secret, clock, offset) for offset in (-1, 0, 1)}
-    return next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in valid)
 
 
 def regenerate(client: FlaskClient, user: TestUser, **proof: Any) -> Any:

@@ -23,6 +23,7 @@ from example_app import two_factor
 from flask_ucloud_2fa.challenges import hash_challenge_id
 
 from conftest import FakeClock
+from conftest import answer
 from conftest import code_for
 from conftest import decrypt_secret
 
@@ -94,16 +95,6 @@ def count(app: Flask, model: Any) -> int:
     with app.app_context():
         total: int = db.session.execute(select(func.count()).select_from(model)).scalar_one()
         return total
-
-
-def answer(
-    client: FlaskClient, challenge_id: str, code: str, headers: dict[str, str] | None = None
-) -> Any:
-    return client.post(
-        "/auth/2fa/challenge",
-        headers=headers or {},
-        json={"challengeId": challenge_id, "verificationCode": code},
-    )
 
 
 def assert_error(response: Any, status: int, error_code: str) -> None:

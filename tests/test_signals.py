@@ -24,7 +24,9 @@ from flask_ucloud_2fa import signals
 from flask_ucloud_2fa.signals import EVENTS
 
 from conftest import FakeClock
+from conftest import answer
 from conftest import code_for
+from conftest import wrong_code
 
 if TYPE_CHECKING:
     # Imported for annotations only: a module-level Test* class would be collected by pytest.
@@ -154,21 +156,6 @@ def begin_login(client: FlaskClient, user: TestUser) -> str:
     assert response.status_code == 200, response.json
     challenge_id: str = response.json["2fa"]
     return challenge_id
-
-
-def answer(
-    client: FlaskClient, challenge_id: str, code: str, headers: dict[str, str] | None = None
-) -> Any:
-    return client.post(
-        "/auth/2fa/challenge",
-        headers=headers or {},
-        json={"challengeId": challenge_id, "verificationCode": code},
-    )
-
-
-def wrong_code(secret: str, clock: FakeClock) -> str:
-    valid = {code_for(secret, clock, offset) for offset in (-1, 0, 1)}
-    return next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in valid)
 
 
 def new_recovery_codes(
