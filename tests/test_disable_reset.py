@@ -20,6 +20,7 @@ import example_app
 from example_app import db
 
 from conftest import FakeClock
+from conftest import answer
 from conftest import code_for
 from conftest import wrong_code
 
@@ -75,13 +76,8 @@ def connect(client: FlaskClient, user: TestUser, clock: FakeClock) -> str:
     """Set up and confirm 2FA for ``user``; the secret. Moves the clock a step on."""
     setup = client.post("/auth/2fa", headers=user.headers)
     assert setup.status_code == 200, setup.json
-    confirmed = client.post(
-        "/auth/2fa/challenge",
-        headers=user.headers,
-        json={
-            "challengeId": setup.json["challengeId"],
-            "verificationCode": code_for(setup.json["secret"], clock),
-        },
+    confirmed = answer(
+        client, setup.json["challengeId"], code_for(setup.json["secret"], clock), user.headers
     )
     assert confirmed.status_code == 200, confirmed.json
     clock.advance(30)
@@ -374,13 +370,8 @@ def test_disable_with_a_pending_setup_is_409_and_keeps_the_setup(
 
     assert_error(response, 409, "NOT_CONNECTED")
     assert rows_of(app, user) == before
-    confirmed = client.post(
-        "/auth/2fa/challenge",
-        headers=user.headers,
-        json={
-            "challengeId": setup["challengeId"],
-            "verificationCode": code_for(setup["secret"], clock),
-        },
+    confirmed = answer(
+        client, setup["challengeId"], code_for(setup["secret"], clock), user.headers
     )
     assert confirmed.status_code == 200
 

@@ -39,6 +39,7 @@ from flask_ucloud_2fa.challenges import Proof
 
 from conftest import FAST_HASH
 from conftest import FakeClock
+from conftest import answer
 from conftest import code_for
 from conftest import decrypt_secret
 
@@ -106,13 +107,8 @@ def connect(app: Flask, account: Account, clock: FakeClock) -> str:
     client = app.test_client()
     setup = client.post("/auth/2fa", headers=account.headers)
     assert setup.status_code == 200, setup.json
-    confirmed = client.post(
-        "/auth/2fa/challenge",
-        headers=account.headers,
-        json={
-            "challengeId": setup.json["challengeId"],
-            "verificationCode": code_for(setup.json["secret"], clock),
-        },
+    confirmed = answer(
+        client, setup.json["challengeId"], code_for(setup.json["secret"], clock), account.headers
     )
     assert confirmed.status_code == 200, confirmed.json
     clock.advance(30)
@@ -399,13 +395,8 @@ class SmallApp:
         headers = {"Authorization": f"Bearer {name}"}
         setup = client.post("/auth/2fa", headers=headers)
         assert setup.status_code == 200, setup.json
-        confirmed = client.post(
-            "/auth/2fa/challenge",
-            headers=headers,
-            json={
-                "challengeId": setup.json["challengeId"],
-                "verificationCode": code_for(setup.json["secret"], self.clock),
-            },
+        confirmed = answer(
+            client, setup.json["challengeId"], code_for(setup.json["secret"], self.clock), headers
         )
         assert confirmed.status_code == 200, confirmed.json
         self.clock.advance(30)

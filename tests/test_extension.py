@@ -33,6 +33,7 @@ from flask_ucloud_2fa import CompletedLogin
 from flask_ucloud_2fa import TwoFactor
 
 from conftest import FakeClock
+from conftest import answer
 from conftest import code_for
 
 #: One encryption key for every custom app of this module.
@@ -355,13 +356,8 @@ def test_custom_challenge_lifetime(make_custom_app: MakeApp) -> None:
     setup = client.post("/auth/2fa", headers=headers).json
     custom.clock.advance(61)
 
-    response = client.post(
-        "/auth/2fa/challenge",
-        headers=headers,
-        json={
-            "challengeId": setup["challengeId"],
-            "verificationCode": code_for(setup["secret"], custom.clock),
-        },
+    response = answer(
+        client, setup["challengeId"], code_for(setup["secret"], custom.clock), headers
     )
 
     assert response.status_code == 404

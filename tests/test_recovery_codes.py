@@ -25,6 +25,7 @@ from example_app.models import User
 
 from conftest import FAST_HASH
 from conftest import FakeClock
+from conftest import answer
 from conftest import code_for
 from conftest import race
 from conftest import wrong_code
@@ -317,14 +318,7 @@ def test_another_users_recovery_code_is_no_proof(
     alice_codes = new_codes(client, alice, alice_secret, clock)
     bob = make_user("bob")
     setup = client.post("/auth/2fa", headers=bob.headers).json
-    confirmed = client.post(
-        "/auth/2fa/challenge",
-        headers=bob.headers,
-        json={
-            "challengeId": setup["challengeId"],
-            "verificationCode": code_for(setup["secret"], clock),
-        },
-    )
+    confirmed = answer(client, setup["challengeId"], code_for(setup["secret"], clock), bob.headers)
     assert confirmed.status_code == 200
 
     response = regenerate(client, bob, recoveryCode=alice_codes[0])
@@ -357,13 +351,8 @@ def test_user_with_a_pending_setup_is_409(
     assert_error(response, 409, "NOT_CONNECTED")
     assert stored_hashes(app, user) == []
     # The setup's code was not spent: it still confirms the setup.
-    confirmed = client.post(
-        "/auth/2fa/challenge",
-        headers=user.headers,
-        json={
-            "challengeId": setup["challengeId"],
-            "verificationCode": code_for(setup["secret"], clock),
-        },
+    confirmed = answer(
+        client, setup["challengeId"], code_for(setup["secret"], clock), user.headers
     )
     assert confirmed.status_code == 200
 
@@ -491,14 +480,7 @@ def test_recovery_code_on_a_setup_challenge_is_400(
     assert challenge_count(app, bob) == 1
     assert failures_of(app, bob) == 0
     assert len(stored_hashes(app, alice)) == 10
-    confirmed = client.post(
-        "/auth/2fa/challenge",
-        headers=bob.headers,
-        json={
-            "challengeId": setup["challengeId"],
-            "verificationCode": code_for(setup["secret"], clock),
-        },
-    )
+    confirmed = answer(client, setup["challengeId"], code_for(setup["secret"], clock), bob.headers)
     assert confirmed.status_code == 200
 
 
@@ -622,13 +604,8 @@ def test_one_recovery_code_on_parallel_login_challenges_logs_in_once(
     login = client.post("/auth/login", json={"username": username, "password": password}).json
     user_headers = {"Authorization": f"Bearer {login['accessToken']}"}
     setup = client.post("/auth/2fa", headers=user_headers).json
-    confirmed = client.post(
-        "/auth/2fa/challenge",
-        headers=user_headers,
-        json={
-            "challengeId": setup["challengeId"],
-            "verificationCode": code_for(setup["secret"], clock),
-        },
+    confirmed = answer(
+        client, setup["challengeId"], code_for(setup["secret"], clock), user_headers
     )
     assert confirmed.status_code == 200
     clock.advance(30)
