@@ -102,3 +102,24 @@ def test_qr_code_decodes_to_its_text(text: str) -> None:
     image = Image.open(io.BytesIO(base64.b64decode(uri[len(prefix) :], validate=True)))
     assert image.format == "PNG"
     assert zxingcpp.read_barcodes(image)[0].text == text
+
+
+def test_qr_code_has_the_quiet_zone_and_error_correction_of_the_standard() -> None:
+    uri = totp.otpauth_uri(totp.new_secret(), "someone@example.org", "Example Auth Server")
+    image = Image.open(io.BytesIO(qr.qr_png(uri)))
+    width, height = image.size
+    assert width == height and width % qr.BOX_SIZE == 0
+    quiet = 4 * qr.BOX_SIZE
+    rgb = image.convert("L")
+    border = [rgb.getpixel((x, y)) for x in range(width) for y in range(quiet)]
+    border += [rgb.getpixel((x, y)) for x in range(quiet) for y in range(height)]
+    assert set(border) == {255}
+    assert rgb.getpixel((quiet, quiet)) == 0  # the finder pattern's corner, dark
+    symbol = zxingcpp.read_barcodes(image)[0]
+    assert symbol.ec_level == "M"
+    assert symbol.text == uri
+
+
+def test_qr_code_of_a_text_too_long_for_any_symbol_is_refused() -> None:
+    with pytest.raises(ValueError, match="Input too long for ECC level M"):
+        qr.qr_png("x" * 3000)
