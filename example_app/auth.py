@@ -69,7 +69,10 @@ def finish_login(login: CompletedLogin) -> ResponseReturnValue:
 
 
 def issue_tokens(user_id: int, methods: list[str], auth_time: int) -> dict[str, object]:
-    """A new access and refresh token for ``user_id``, in the UCloud-style JSON shape."""
+    """A new access and refresh token for ``user_id``, in the UCloud-style JSON shape.
+
+    Added to the session, not committed: the extension commits it with the spent challenge.
+    """
     lifetime = current_app.config["ACCESS_TOKEN_LIFETIME"]
     token = Token(
         user_id=user_id,
@@ -84,7 +87,6 @@ def issue_tokens(user_id: int, methods: list[str], auth_time: int) -> dict[str, 
         auth_time=auth_time,
     )
     db.session.add(token)
-    db.session.commit()
     return {
         "accessToken": token.access_token,
         "refreshToken": token.refresh_token,

@@ -12,6 +12,7 @@ from werkzeug.security import check_password_hash
 from werkzeug.security import generate_password_hash
 
 from . import db
+from . import two_factor
 
 
 class User(db.Model):  # type: ignore[name-defined,misc]
@@ -34,3 +35,7 @@ class Token(db.Model, OAuth2TokenMixin):  # type: ignore[name-defined,misc]
     user: Mapped[User] = relationship()
     amr: Mapped[str] = mapped_column(String(64), default="pwd")
     auth_time: Mapped[int] = mapped_column(default=0)
+
+
+# The token's SELECT also loads its user's 2FA state: status and step-up checks need no query.
+two_factor.load_with_token(Token)

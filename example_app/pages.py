@@ -225,7 +225,7 @@ def confirm_setup() -> ResponseReturnValue:
         two_factor.service().answer(
             challenge_id,
             Proof(code=code),
-            token_user_id=str(user.id),
+            setup_user=lambda: str(user.id),
             kind=SETUP,
         )
     except InvalidCode as wrong:

@@ -38,15 +38,12 @@ from typing import cast
 
 from sqlalchemy import CursorResult
 from sqlalchemy import Executable
-from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from . import qr
@@ -59,12 +56,12 @@ from .errors import InvalidCode
 from .errors import LockedOut
 from .errors import NotConnected
 from .errors import TooManyAttempts
-from .errors import TwoFactorError
 from .errors import Unauthorized
 from .models import LOGIN
 from .models import SETUP
 from .models import Models
 from .recovery import new_recovery_code
+from .statements import Statements
 
 T = TypeVar("T")
 
@@ -169,53 +166,6 @@ def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, timezone.utc).replace(tzinfo=None)
 
 
-@dataclass(frozen=True)
-class HotStatements:
-    """The statements of the per-request paths (status, answer), built once per ``db``.
-
-    Building a SQLAlchemy statement costs more than running it on a warm connection (about
-    two thirds of ``is_connected``, measured by ``bench/run.py``), so the statements that run on
-    every status check and every answer are built here once, with bound parameters, on the
-    tables' columns; the rest are built where they are used.
-    """
-
-    is_connected: Executable
-    answer_row: Executable
-    spend_challenge: Executable
-
-    @staticmethod
-    @functools.cache
-    def of(models: Models) -> HotStatements:
-        """The statements for the tables of ``models``."""
-        credential = models.Credential.__table__.c  # type: ignore[attr-defined]
-        challenge = models.Challenge.__table__.c  # type: ignore[attr-defined]
-        return HotStatements(
-            is_connected=select(credential.connected).where(
-                credential.user_id == bindparam("user_id")
-            ),
-            answer_row=select(
-                challenge.kind,
-                challenge.user_id,
-                challenge.credential_id,
-                challenge.expires_at,
-                challenge.login_context,
-                challenge.browser_binding,
-                credential.encrypted_secret,
-                credential.failures,
-                credential.blocked_until,
-            )
-            .join_from(
-                models.Challenge.__table__,  # type: ignore[attr-defined]
-                models.Credential.__table__,  # type: ignore[attr-defined]
-                credential.id == challenge.credential_id,
-            )
-            .where(challenge.id_hash == bindparam("id_hash")),
-            spend_challenge=delete(models.Challenge.__table__).where(  # type: ignore[attr-defined]
-                challenge.id_hash == bindparam("id_hash"), challenge.expires_at > bindparam("now")
-            ),
-        )
-
-
 @dataclass
 class ChallengeService:
     """Credentials and challenges of one app, on the integrator's session.
@@ -241,12 +191,21 @@ class ChallengeService:
     clock: Callable[[], float]
     emit: Emit
 
+    @functools.cached_property
+    def statements(self) -> Statements:
+        """The prebuilt statements for these models on the session's database.
+
+        :raises RuntimeError: a database other than PostgreSQL or SQLite.
+        """
+        bind = self.session.get_bind(mapper=self.models.Credential)
+        return Statements.of(self.models, bind.dialect.name)
+
     # -- status and setup ---------------------------------------------------------------
 
     def is_connected(self, user_id: str) -> bool:
         """Whether ``user_id`` has a confirmed credential. One query."""
         connected = self.session.execute(
-            HotStatements.of(self.models).is_connected, {"user_id": user_id}
+            self.statements.is_connected, {"user_id": user_id}
         ).scalar_one_or_none()
         return bool(connected)
 
@@ -261,11 +220,7 @@ class ChallengeService:
         secret = totp.new_secret()
         uri = totp.otpauth_uri(secret, account_name, self.issuer)
         credential_id = self._store_pending_secret(user_id, self.box.encrypt(secret), _utc(now))
-        self.session.execute(
-            delete(self.models.Challenge).where(
-                self.models.Challenge.user_id == user_id, self.models.Challenge.kind == SETUP
-            )
-        )
+        self.session.execute(self.statements.delete_setup_challenges, {"user_id": user_id})
         challenge_id = self._insert_challenge(SETUP, user_id, credential_id, now, None)
         self.session.commit()
         self.emit("setup_started", user_id, "success")
@@ -310,26 +265,27 @@ class ChallengeService:
         challenge_id: str,
         proof: Proof,
         *,
-        token_user_id: str | None,
-        missing_token: TwoFactorError | None = None,
+        setup_user: Callable[[], str] | None = None,
         complete_login: Callable[[CompletedLogin], T] | None = None,
         browser_binding: str | None = None,
         kind: str | None = None,
     ) -> T | None:
         """Answer a challenge with a TOTP code, or a login challenge with a recovery code.
 
-        A setup challenge needs the bearer token of its own user (``token_user_id``); on success
-        the credential becomes connected and ``None`` is returned. A login challenge needs no
-        token; on success ``complete_login`` runs inside the transaction that spends the
-        challenge, so it runs exactly once, and its result is returned.
+        A setup challenge is answered only by its own user: ``setup_user`` returns the id of the
+        user answering (the views read it from the bearer token, and raise when there is none),
+        and is called only for a setup challenge, so a login answer costs no token lookup. On
+        success the credential becomes connected and ``None`` is returned. A login challenge
+        needs no token; on success ``complete_login`` runs inside the transaction that spends
+        the challenge, so it runs exactly once, and its result is returned.
 
         :raises ChallengeNotFound: unknown, expired, spent or burned challenge, or another
             user's setup challenge.
         :raises InvalidCode: wrong or already used code; the challenge survives until its
             attempt limit.
         :raises TooManyAttempts: the user is backing off or locked out; nothing was checked.
-        :raises TwoFactorError: ``missing_token`` (or :class:`Unauthorized`) for a setup
-            challenge answered without a token.
+        :raises TwoFactorError: what ``setup_user`` raises, or :class:`Unauthorized` without
+            it, for a setup challenge.
 
         ``kind`` (``"setup"`` or ``"login"``) restricts which challenges this call may answer:
         any other is, to it, unknown. ``complete_login`` is needed for login challenges.
@@ -340,7 +296,7 @@ class ChallengeService:
         """
         now = self.clock()
         id_hash = hash_challenge_id(challenge_id)
-        statements = HotStatements.of(self.models)
+        statements = self.statements
         row = self.session.execute(statements.answer_row, {"id_hash": id_hash}).one_or_none()
         if row is None or row.expires_at <= _utc(now) or kind not in (None, row.kind):
             raise ChallengeNotFound()
@@ -349,9 +305,9 @@ class ChallengeService:
         ):
             raise ChallengeNotFound()
         if row.kind == SETUP:
-            if token_user_id is None:
-                raise missing_token or Unauthorized()
-            if token_user_id != row.user_id:
+            if setup_user is None:
+                raise Unauthorized()
+            if setup_user() != row.user_id:
                 # Another user's challenge is, to this user, a challenge that does not exist.
                 raise ChallengeNotFound()
             if proof.recovery_code is not None:
@@ -379,13 +335,25 @@ class ChallengeService:
         if complete_login is None:
             self.session.rollback()  # nothing spent: the challenge stays answerable
             raise RuntimeError("Answering a login challenge needs complete_login.")
+        result = self.finish_login(login, complete_login)
+        self._emit_passed(row.user_id, LOGIN, method)
+        return result
+
+    def finish_login(
+        self, login: CompletedLogin, complete_login: Callable[[CompletedLogin], T]
+    ) -> T:
+        """Run ``complete_login`` inside the current transaction, then commit once.
+
+        What the hook adds to the session (a token, a session row) is committed together with
+        the spent challenge and time step: either the login is finished and its proof spent, or
+        neither. If the hook raises, nothing is spent and the challenge stays answerable.
+        """
         try:
             result = complete_login(login)
         except BaseException:
             self.session.rollback()
             raise
         self.session.commit()
-        self._emit_passed(row.user_id, LOGIN, method)
         return result
 
     # -- recovery codes, disabling, administration ------------------------------------------
@@ -518,18 +486,10 @@ class ChallengeService:
     def _spend_step(self, credential_id: int, step: int, now: float, connecting: bool) -> bool:
         """Mark ``step`` used on the credential (connecting it for a setup) and clear its
         failures; whether the step was new."""
-        credential = self.models.Credential
-        values: dict[str, Any] = {"last_used_step": step, "failures": 0, "blocked_until": None}
-        if connecting:
-            values.update(connected=True, connected_at=_utc(now))
+        statements = self.statements
         return 1 == self._rowcount(
-            update(credential)
-            .where(
-                credential.id == credential_id,
-                credential.connected.is_(not connecting),
-                or_(credential.last_used_step.is_(None), credential.last_used_step < step),
-            )
-            .values(**values)
+            statements.connect_step if connecting else statements.spend_step,
+            {"credential_id": credential_id, "step": step, "now": _utc(now)},
         )
 
     def _spend_recovery_code(self, credential_id: int, code: str) -> bool:
@@ -623,25 +583,10 @@ class ChallengeService:
 
         :raises AlreadyConnected: the credential is connected; nothing was changed.
         """
-        table = self.models.Credential.__table__  # type: ignore[attr-defined]
-        dialect = self.session.get_bind(mapper=self.models.Credential).dialect.name
-        dialects: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-        if dialect not in dialects:
-            raise RuntimeError(
-                f"Flask-UCloud-2FA supports PostgreSQL and SQLite, not {dialect!r}: its setup"
-                " relies on INSERT ... ON CONFLICT DO UPDATE to stay race-free."
-            )
-        fresh = {"encrypted_secret": encrypted, "created_at": now, "last_used_step": None}
-        fresh.update(failures=0, blocked_until=None)
-        statement = (
-            dialects[dialect](table)
-            .values(user_id=user_id, connected=False, **fresh)
-            .on_conflict_do_update(
-                index_elements=[table.c.user_id], set_=fresh, where=table.c.connected.is_(False)
-            )
-            .returning(table.c.id)
-        )
-        credential_id = self.session.execute(statement).scalar_one_or_none()
+        credential_id = self.session.execute(
+            self.statements.store_pending_secret,
+            {"user_id": user_id, "encrypted_secret": encrypted, "created_at": now},
+        ).scalar_one_or_none()
         if credential_id is None:
             self.session.rollback()
             raise AlreadyConnected()
@@ -657,20 +602,20 @@ class ChallengeService:
         browser_binding: str | None = None,
     ) -> str:
         """Store a new challenge, clearing expired ones (an index range, no table scan)."""
-        challenge = self.models.Challenge
-        self.session.execute(delete(challenge).where(challenge.expires_at <= _utc(now)))
+        self.session.execute(self.statements.delete_expired_challenges, {"now": _utc(now)})
         challenge_id = secrets.token_urlsafe(CHALLENGE_ID_BYTES)
         self.session.execute(
-            insert(challenge).values(
-                id_hash=hash_challenge_id(challenge_id),
-                kind=kind,
-                user_id=user_id,
-                credential_id=credential_id,
-                expires_at=_utc(now) + timedelta(seconds=self.challenge_lifetime),
-                attempts=0,
-                login_context=context,
-                browser_binding=None if browser_binding is None else _sha256(browser_binding),
-            )
+            self.statements.insert_challenge,
+            {
+                "id_hash": hash_challenge_id(challenge_id),
+                "kind": kind,
+                "user_id": user_id,
+                "credential_id": credential_id,
+                "expires_at": _utc(now) + timedelta(seconds=self.challenge_lifetime),
+                "attempts": 0,
+                "login_context": context,
+                "browser_binding": None if browser_binding is None else _sha256(browser_binding),
+            },
         )
         return challenge_id
 

@@ -72,14 +72,11 @@ class TokenRefused(Unauthorized):
         error_code: str,
         why: str,
         headers: dict[str, str],
-        missing: bool,
     ) -> None:
         super().__init__(why)
         self.status_code = status_code
         self.error_code = error_code
         self.headers.update(headers)
-        #: No token was sent at all, as opposed to a token that was refused.
-        self.missing = missing
 
 
 class InvalidCode(TwoFactorError):

@@ -46,12 +46,13 @@ def login_step(
     """
     browser = wants_html()
     binding = secrets.token_urlsafe(32) if browser else None
-    challenge_id = two_factor.service().begin_login(user_id, methods, state, binding)
+    service = two_factor.service()
+    challenge_id = service.begin_login(user_id, methods, state, binding)
     if challenge_id is None:
         login = CompletedLogin(
             user_id=user_id, methods=list(methods), auth_time=int(two_factor.clock()), state=state
         )
-        return two_factor.complete_login(login)
+        return service.finish_login(login, two_factor.complete_login)
     if binding is None:
         return jsonify({"2fa": challenge_id})
     settings = two_factor.settings

@@ -20,7 +20,11 @@ from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
+from sqlalchemy import cast
+from sqlalchemy import select
+from sqlalchemy.orm import ColumnProperty
 from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import column_property
 from sqlalchemy.orm import declared_attr
 from sqlalchemy.orm import mapped_column
 
@@ -131,3 +135,22 @@ def bind_models(db: Any) -> Models:
             Credential=credential, Challenge=challenge, RecoveryCode=recovery
         )
     return models
+
+
+def connected_property(models: Models, user_id: Any) -> ColumnProperty[bool | None]:
+    """A column property for the integrator's token model: whether the token's user has a
+    connected credential, loaded by the token's own ``SELECT`` as a correlated subquery on the
+    credential's unique ``user_id`` index. ``None`` when the user has no credential at all.
+
+    :param user_id: the token model's column (or SQL expression) holding the user id.
+    """
+    credential = models.Credential.__table__  # type: ignore[attr-defined]
+    if not isinstance(user_id.type, String):
+        # Ids are stored as text; the cast is on the token's side, so the index still serves.
+        user_id = cast(user_id, String(255))
+    return column_property(
+        select(credential.c.connected)
+        .where(credential.c.user_id == user_id)
+        .correlate_except(credential)
+        .scalar_subquery()
+    )

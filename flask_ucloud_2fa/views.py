@@ -19,7 +19,6 @@ from .challenges import Proof
 from .errors import BadRequest
 from .errors import ChallengeNotFound
 from .errors import InvalidCode
-from .errors import TokenRefused
 from .errors import TooManyAttempts
 from .errors import TwoFactorError
 from .errors import error_response
@@ -52,8 +51,7 @@ def openapi() -> ResponseReturnValue:
 def status() -> ResponseReturnValue:
     """``GET /auth/2fa/status``: ``{"connected": bool}`` for the token's user."""
     two_factor = _two_factor()
-    user_id = two_factor.user_id(two_factor.acquire_token())
-    return jsonify({"connected": two_factor.service().is_connected(user_id)})
+    return jsonify({"connected": two_factor.is_connected(two_factor.acquire_token())})
 
 
 @blueprint.post("")
@@ -84,19 +82,10 @@ def answer_challenge() -> ResponseReturnValue:
         raise BadRequest("challengeId must be the challenge id string you were given.")
     proof = _parse_proof(body)
     two_factor = _two_factor()
-    token_user_id: str | None = None
-    missing_token: TokenRefused | None = None
-    try:
-        token_user_id = two_factor.user_id(two_factor.acquire_token())
-    except TokenRefused as refused:
-        if not refused.missing:
-            raise
-        missing_token = refused
     result = two_factor.service().answer(
         challenge_id,
         proof,
-        token_user_id=token_user_id,
-        missing_token=missing_token,
+        setup_user=lambda: two_factor.user_id(two_factor.acquire_token()),
         complete_login=two_factor.complete_login,
     )
     if result is None:
@@ -135,8 +124,6 @@ def answer_challenge_form() -> ResponseReturnValue:
         result = two_factor.service().answer(
             challenge_id,
             proof,
-            token_user_id=None,
-            missing_token=None,
             complete_login=two_factor.complete_login,
             browser_binding=binding,
             kind=LOGIN,

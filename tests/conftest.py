@@ -12,6 +12,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,9 @@ import pyotp
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import Engine
 from sqlalchemy import create_engine
+from sqlalchemy import event
 from sqlalchemy import make_url
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
@@ -262,3 +265,29 @@ def connected_user(client: FlaskClient, user: TestUser, clock: FakeClock) -> tup
 def decrypt_secret(encrypted: str) -> str:
     """The plaintext of a stored, encrypted TOTP secret (inside an app context)."""
     return example_app.two_factor.settings.box.decrypt(encrypted)
+
+
+class Statements(list[str]):
+    """The statements an engine ran, whitespace collapsed, and how many commits."""
+
+    commits = 0
+
+
+@contextmanager
+def counting(engine: Engine) -> Iterator[Statements]:
+    """The statements and commits ``engine`` runs inside the block."""
+    statements = Statements()
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    def commit(_conn: Any) -> None:
+        statements.commits += 1
+
+    event.listen(engine, "before_cursor_execute", record)
+    event.listen(engine, "commit", commit)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, "commit", commit)

@@ -35,6 +35,7 @@ from flask_ucloud_2fa import TwoFactor
 from conftest import FakeClock
 from conftest import answer
 from conftest import code_for
+from conftest import counting
 
 #: One encryption key for every custom app of this module.
 KEY = Fernet.generate_key().decode()
@@ -56,6 +57,15 @@ class AccountToken(custom_db.Model, OAuth2TokenMixin):  # type: ignore[name-defi
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
     user: Mapped[Account] = relationship()
+
+
+class GrantToken(custom_db.Model):  # type: ignore[name-defined,misc]
+    """A token model of another shape: the user id is text, in a column of another name."""
+
+    __tablename__ = "grant_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
 
 
 @dataclass
@@ -489,3 +499,49 @@ def test_the_shipped_challenge_page_serves_apps_that_do_not_override_it(
     assert "<title>Two-factor authentication</title>" in html
     assert "This login has expired or was already used." in html
     assert 'href="/" id="back-to-login"' in html
+
+
+# -- the 2FA state with the token -------------------------------------------------------------
+
+
+def test_status_without_load_with_token_asks_the_database(make_custom_app: MakeApp) -> None:
+    custom = make_custom_app()
+    _, headers = custom.add_account("dave")
+    client = custom.app.test_client()
+    with custom.app.app_context():
+        engine = custom_db.engine
+    assert client.get("/auth/2fa/status", headers=headers).json == {"connected": False}
+    connect(custom, headers)
+    with counting(engine) as statements:
+        assert client.get("/auth/2fa/status", headers=headers).json == {"connected": True}
+    # AccountToken does not carry the state: the token lookup, then one SELECT.
+    assert len(statements) == 2, statements
+    assert "FROM account_token" in statements[0]
+    assert "ucloud_2fa_credential" not in statements[0]
+    assert "FROM ucloud_2fa_credential" in statements[1]
+
+
+def test_load_with_token_takes_the_user_id_column(make_custom_app: MakeApp) -> None:
+    custom = make_custom_app()
+    account_id, headers = custom.add_account("erin")
+    pending_id, pending_headers = custom.add_account("frank")
+    connect(custom, headers)
+    assert custom.app.test_client().post("/auth/2fa", headers=pending_headers).status_code == 200
+    custom.two_factor.load_with_token(GrantToken, GrantToken.owner)
+    with custom.app.app_context():
+        custom_db.session.add_all(
+            GrantToken(owner=owner) for owner in (str(account_id), str(pending_id), "nobody")
+        )
+        custom_db.session.commit()
+        custom_db.session.expunge_all()
+        with counting(custom_db.engine) as statements:
+            tokens = custom_db.session.execute(select(GrantToken).order_by(GrantToken.id))
+            states = [custom.two_factor.is_connected(token) for token in tokens.scalars()]
+    assert states == [True, False, False]
+    assert len(statements) == 1, statements
+
+
+def test_load_with_token_needs_the_user_id_column(make_custom_app: MakeApp) -> None:
+    custom = make_custom_app()
+    with pytest.raises(RuntimeError, match="Account has no 'user_id' column: pass the column"):
+        custom.two_factor.load_with_token(Account)

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from example_app import db
 from example_app import two_factor
 from flask_ucloud_2fa.challenges import hash_challenge_id
+from flask_ucloud_2fa.statements import Statements
 
 from conftest import FakeClock
 from conftest import answer
@@ -299,6 +300,18 @@ def test_setup_challenge_of_another_user_is_404(
     assert client.get("/auth/2fa/status", headers=bob.headers).json == {"connected": False}
 
 
+def test_setup_challenge_answered_with_a_refused_token_is_401(
+    app: Flask, client: FlaskClient, user: TestUser, clock: FakeClock
+) -> None:
+    setup = client.post("/auth/2fa", headers=user.headers).json
+    code = code_for(setup["secret"], clock)
+
+    response = answer(client, setup["challengeId"], code, {"Authorization": "Bearer not-a-token"})
+    assert_error(response, 401, "INVALID_TOKEN")
+    assert credential_rows(app)[0]["connected"] is False
+    assert [row["attempts"] for row in challenge_rows(app)] == [0]
+
+
 def test_setup_challenge_answered_without_a_token_is_401(
     app: Flask, client: FlaskClient, user: TestUser, clock: FakeClock
 ) -> None:
@@ -318,3 +331,8 @@ def test_setup_challenge_answered_without_a_token_is_401(
     response = answer(client, setup["challengeId"], code, user.headers)
     assert response.status_code == 200
     assert response.json == {}
+
+
+def test_a_database_without_upserts_is_refused_with_what_is_supported() -> None:
+    with pytest.raises(RuntimeError, match="supports PostgreSQL and SQLite, not 'mysql'"):
+        Statements.of(two_factor.models, "mysql")

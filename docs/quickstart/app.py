@@ -63,8 +63,7 @@ def finish_login(login: CompletedLogin):
         expires_in=3600,
         amr=" ".join(login.methods),  # ["pwd"] or ["pwd", "otp"]
     )
-    db.session.add(token)
-    db.session.commit()
+    db.session.add(token)  # the extension commits it, with the spent challenge
     return jsonify(accessToken=token.access_token)
 
 

@@ -1,0 +1,155 @@
+"""The SQL of the paths with a speed target (status, answer, setup), built once per ``db``.
+
+Building a SQLAlchemy statement costs more than running it on a warm connection (about two
+thirds of a status check's own work, measured by ``bench/run.py``), so the statements that run
+on every status check, answer and setup are built here once, on the tables' columns, with bound
+parameters (``:name`` below); the service passes the values. Rarer statements (recovery codes,
+administration) are built where they are used.
+
+Each statement that decides a race is a single conditional statement, so the database, not
+process memory, decides who wins (see :mod:`.challenges`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Executable
+from sqlalchemy import bindparam
+from sqlalchemy import delete
+from sqlalchemy import insert
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+
+from .models import SETUP
+from .models import Models
+
+#: ``INSERT ... ON CONFLICT DO UPDATE`` of each supported dialect.
+_UPSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The statements for the tables of one :class:`~.models.Models` on one dialect."""
+
+    #: ``connected`` of the credential of ``:user_id`` (no row: no credential).
+    is_connected: Executable
+    #: The challenge ``:id_hash`` joined to its credential: all an answer needs, in one query.
+    answer_row: Executable
+    #: Spend the challenge ``:id_hash`` if it has not expired at ``:now``: one answer wins.
+    spend_challenge: Executable
+    #: Spend ``:step`` on the connected credential ``:credential_id`` (a login).
+    spend_step: Executable
+    #: Spend ``:step`` on the pending credential ``:credential_id`` and connect it at ``:now``.
+    connect_step: Executable
+    #: Insert or replace the pending secret of ``:user_id``; returns the credential's id, or
+    #: nothing when the credential is connected (which it leaves untouched).
+    store_pending_secret: Executable
+    #: Delete the setup challenges of ``:user_id``: a new setup kills the earlier one.
+    delete_setup_challenges: Executable
+    #: Delete the challenges expired at ``:now``: a range of the ``expires_at`` index.
+    delete_expired_challenges: Executable
+    #: Insert a challenge; executed with a value for each column.
+    insert_challenge: Executable
+
+    @staticmethod
+    @functools.cache
+    def of(models: Models, dialect: str) -> Statements:
+        """The statements for ``models`` on ``dialect`` (``"postgresql"`` or ``"sqlite"``).
+
+        :raises RuntimeError: another dialect.
+        """
+        if dialect not in _UPSERTS:
+            raise RuntimeError(
+                f"Flask-UCloud-2FA supports PostgreSQL and SQLite, not {dialect!r}: its setup"
+                " relies on INSERT ... ON CONFLICT DO UPDATE to stay race-free."
+            )
+        credentials = models.Credential.__table__  # type: ignore[attr-defined]
+        challenges = models.Challenge.__table__  # type: ignore[attr-defined]
+        credential, challenge = credentials.c, challenges.c
+        return Statements(
+            is_connected=select(credential.connected).where(
+                credential.user_id == bindparam("user_id")
+            ),
+            answer_row=select(
+                challenge.kind,
+                challenge.user_id,
+                challenge.credential_id,
+                challenge.expires_at,
+                challenge.login_context,
+                challenge.browser_binding,
+                credential.encrypted_secret,
+                credential.failures,
+                credential.blocked_until,
+            )
+            .join_from(challenges, credentials, credential.id == challenge.credential_id)
+            .where(challenge.id_hash == bindparam("id_hash")),
+            spend_challenge=delete(challenges).where(
+                challenge.id_hash == bindparam("id_hash"), challenge.expires_at > bindparam("now")
+            ),
+            spend_step=_spend_step(credentials, connecting=False),
+            connect_step=_spend_step(credentials, connecting=True),
+            store_pending_secret=_store_pending_secret(_UPSERTS[dialect], credentials),
+            delete_setup_challenges=delete(challenges).where(
+                challenge.user_id == bindparam("user_id"), challenge.kind == SETUP
+            ),
+            delete_expired_challenges=delete(challenges).where(
+                challenge.expires_at <= bindparam("now")
+            ),
+            insert_challenge=insert(challenges),
+        )
+
+
+def _spend_step(credentials: Any, *, connecting: bool) -> Executable:
+    """``UPDATE`` the credential to have used ``:step``, only if that step is newer than its
+    last one (RFC 6238 5.2), which only one answer can do; its failures are cleared."""
+    credential = credentials.c
+    values: dict[str, Any] = {
+        "last_used_step": bindparam("step"),
+        "failures": 0,
+        "blocked_until": None,
+    }
+    if connecting:
+        values.update(connected=True, connected_at=bindparam("now"))
+    return (
+        update(credentials)
+        .where(
+            credential.id == bindparam("credential_id"),
+            credential.connected.is_(not connecting),
+            or_(
+                credential.last_used_step.is_(None), credential.last_used_step < bindparam("step")
+            ),
+        )
+        .values(values)
+    )
+
+
+def _store_pending_secret(upsert: Any, credentials: Any) -> Executable:
+    """One statement, so two racing setups cannot create two rows, and a setup racing the
+    confirmation of another cannot replace a secret that just became connected."""
+    credential = credentials.c
+    statement = upsert(credentials).values(
+        user_id=bindparam("user_id"),
+        encrypted_secret=bindparam("encrypted_secret"),
+        created_at=bindparam("created_at"),
+        connected=False,
+        last_used_step=None,
+        failures=0,
+        blocked_until=None,
+    )
+    fresh = {
+        "encrypted_secret": statement.excluded.encrypted_secret,
+        "created_at": statement.excluded.created_at,
+        "last_used_step": None,
+        "failures": 0,
+        "blocked_until": None,
+    }
+    upserted: Executable = statement.on_conflict_do_update(
+        index_elements=[credential.user_id], set_=fresh, where=credential.connected.is_(False)
+    ).returning(credential.id)
+    return upserted
