@@ -6,6 +6,7 @@ from .challenges import CompletedLogin
 from .challenges import CreatedCredentials
 from .challenges import CredentialStatus
 from .challenges import Proof
+from .crypto import UnreadableSecret
 from .errors import AlreadyConnected
 from .errors import BadRequest
 from .errors import ChallengeNotFound
@@ -37,5 +38,6 @@ __all__ = [
     "TwoFactor",
     "TwoFactorError",
     "Unauthorized",
+    "UnreadableSecret",
     "openapi_document",
 ]

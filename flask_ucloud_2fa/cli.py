@@ -8,6 +8,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from .challenges import ChallengeService
+from .crypto import UnreadableSecret
 
 cli = AppGroup("ucloud-2fa", help="Administer Flask-UCloud-2FA two-factor authentication.")
 
@@ -50,7 +51,12 @@ def reset(user_id: str) -> None:
 @cli.command("rotate-keys")
 def rotate_keys() -> None:
     """Re-encrypt every secret under the first of UCLOUD_2FA_ENCRYPTION_KEYS."""
-    count = _service().rotate_keys()
+    try:
+        count = _service().rotate_keys()
+    except UnreadableSecret as error:
+        # The batch with the unreadable secret is not committed; earlier batches are, and a
+        # second run after fixing the keys finishes the job.
+        raise click.ClickException(str(error)) from None
     click.echo(f"Re-encrypted {count} secret(s) under the newest key.")
 
 

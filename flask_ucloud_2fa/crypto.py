@@ -18,7 +18,19 @@ from cryptography.fernet import MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["InvalidToken", "SecretBox", "derive_key", "parse_keys"]
+__all__ = ["SecretBox", "UnreadableSecret", "derive_key", "parse_keys"]
+
+
+class UnreadableSecret(RuntimeError):
+    """No configured key decrypts a stored secret: a configuration mistake, not a user's."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "A stored TOTP secret cannot be decrypted with any key of UCLOUD_2FA_ENCRYPTION_KEYS."
+            " The key that encrypted it was removed from the list, or SECRET_KEY changed while"
+            " UCLOUD_2FA_ENCRYPTION_KEYS was unset. Add the old key back after the newest one"
+            " and run 'flask ucloud-2fa rotate-keys' before removing it again."
+        )
 
 
 def derive_key(secret_key: str | bytes, purpose: str) -> bytes:
@@ -78,12 +90,21 @@ class SecretBox:
         return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
 
     def decrypt(self, token: str) -> str:
-        """:raises InvalidToken: no configured key decrypts ``token``."""
-        return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+        """:raises UnreadableSecret: no configured key decrypts ``token``."""
+        try:
+            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+        except InvalidToken:
+            raise UnreadableSecret() from None
 
     def rotate(self, token: str) -> str:
-        """``token`` re-encrypted under the newest key."""
-        return self._fernet.rotate(token.encode("ascii")).decode("ascii")
+        """``token`` re-encrypted under the newest key.
+
+        :raises UnreadableSecret: no configured key decrypts ``token``.
+        """
+        try:
+            return self._fernet.rotate(token.encode("ascii")).decode("ascii")
+        except InvalidToken:
+            raise UnreadableSecret() from None
 
     def keyed_hash(self, value: str) -> str:
         """HMAC-SHA256 of ``value`` under the newest key, hex-encoded: the form to store."""
