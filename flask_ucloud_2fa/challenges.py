@@ -41,7 +41,6 @@ from sqlalchemy import Executable
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
-from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -514,41 +513,35 @@ class ChallengeService:
     ) -> NoReturn:
         """Count a wrong answer for the user and the challenge; burn the challenge at its
         limit, back off or lock out the user. Always raises."""
-        credential, challenge = self.models.Credential, self.models.Challenge
+        statements = self.statements
         failures = self.session.execute(
-            update(credential)
-            .where(credential.id == credential_id)
-            .values(failures=credential.failures + 1)
-            .returning(credential.failures)
+            statements.count_failure, {"credential_id": credential_id}
         ).scalar_one_or_none()
         if failures is None:  # reset or disabled meanwhile
             self.session.rollback()
             raise ChallengeNotFound() if challenge_hash else NotConnected()
         delay = self.limits.delay(failures)
         if delay:
-            until = _utc(now) + timedelta(seconds=delay)
             self.session.execute(
-                update(credential)
-                .where(
-                    credential.id == credential_id,
-                    or_(credential.blocked_until.is_(None), credential.blocked_until < until),
-                )
-                .values(blocked_until=until)
+                statements.block_until,
+                {
+                    "credential_id": credential_id,
+                    "until": _utc(now) + timedelta(seconds=delay),
+                },
             )
         extra: dict[str, Any] = {"retryAfter": delay} if delay else {}
         if challenge_hash is not None:
             attempts = self.session.execute(
-                update(challenge)
-                .where(challenge.id_hash == challenge_hash, challenge.expires_at > _utc(now))
-                .values(attempts=challenge.attempts + 1)
-                .returning(challenge.attempts)
+                statements.count_attempt, {"challenge_hash": challenge_hash, "now": _utc(now)}
             ).scalar_one_or_none()
             if attempts is None:
                 self.session.rollback()
                 raise ChallengeNotFound()
             extra["remainingAttempts"] = max(self.limits.max_attempts - attempts, 0)
-            if extra["remainingAttempts"] == 0:
-                self.session.execute(delete(challenge).where(challenge.id_hash == challenge_hash))
+            if extra["remainingAttempts"] == 0:  # burned
+                self.session.execute(
+                    statements.spend_challenge, {"id_hash": challenge_hash, "now": _utc(now)}
+                )
         self.session.commit()
         self.emit("challenge_failed", user_id, "failure", failures=failures)
         if failures == self.limits.lockout_after:

@@ -1,4 +1,4 @@
-"""The SQL of the paths with a speed target (status, answer, setup), built once per ``db``.
+"""The SQL of the paths with a speed target (status, answers, setup), built once per ``db``.
 
 Building a SQLAlchemy statement costs more than running it on a warm connection (about two
 thirds of a status check's own work, measured by ``bench/run.py``), so the statements that run
@@ -56,6 +56,15 @@ class Statements:
     delete_expired_challenges: Executable
     #: Insert a challenge; executed with a value for each column.
     insert_challenge: Executable
+    #: Count a wrong answer on the credential ``:credential_id``; returns the failures so far.
+    count_failure: Executable
+    #: Block answers of the credential ``:credential_id`` until ``:until``, unless it already
+    #: is for longer.
+    block_until: Executable
+    #: Count a wrong answer on the challenge ``:challenge_hash`` (an UPDATE cannot take a
+    #: parameter named after a column) if it has not expired at ``:now``; returns the attempts
+    #: so far.
+    count_attempt: Executable
 
     @staticmethod
     @functools.cache
@@ -102,6 +111,26 @@ class Statements:
                 challenge.expires_at <= bindparam("now")
             ),
             insert_challenge=insert(challenges),
+            count_failure=update(credentials)
+            .where(credential.id == bindparam("credential_id"))
+            .values(failures=credential.failures + 1)
+            .returning(credential.failures),
+            block_until=update(credentials)
+            .where(
+                credential.id == bindparam("credential_id"),
+                or_(
+                    credential.blocked_until.is_(None),
+                    credential.blocked_until < bindparam("until"),
+                ),
+            )
+            .values(blocked_until=bindparam("until")),
+            count_attempt=update(challenges)
+            .where(
+                challenge.id_hash == bindparam("challenge_hash"),
+                challenge.expires_at > bindparam("now"),
+            )
+            .values(attempts=challenge.attempts + 1)
+            .returning(challenge.attempts),
         )
 
 
