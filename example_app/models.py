@@ -31,7 +31,7 @@ class Token(db.Model, OAuth2TokenMixin):  # type: ignore[name-defined,misc]
     """A bearer token; ``amr`` and ``auth_time`` record how its login was made."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
     user: Mapped[User] = relationship()
     amr: Mapped[str] = mapped_column(String(64), default="pwd")
     auth_time: Mapped[int] = mapped_column(default=0)

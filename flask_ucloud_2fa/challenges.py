@@ -594,7 +594,8 @@ class ChallengeService:
         context: str | None,
         browser_binding: str | None = None,
     ) -> str:
-        """Store a new challenge, clearing expired ones (an index range, no table scan)."""
+        """Store a new challenge, clearing a batch of expired ones (an index range, no table
+        scan)."""
         self.session.execute(self.statements.delete_expired_challenges, {"now": _utc(now)})
         challenge_id = secrets.token_urlsafe(CHALLENGE_ID_BYTES)
         self.session.execute(

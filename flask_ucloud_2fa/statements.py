@@ -29,6 +29,9 @@ from sqlalchemy.dialects import sqlite
 from .models import SETUP
 from .models import Models
 
+#: Expired challenges removed by each new challenge, at most.
+EXPIRED_BATCH = 100
+
 #: ``INSERT ... ON CONFLICT DO UPDATE`` of each supported dialect.
 _UPSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
@@ -52,7 +55,9 @@ class Statements:
     store_pending_secret: Executable
     #: Delete the setup challenges of ``:user_id``: a new setup kills the earlier one.
     delete_setup_challenges: Executable
-    #: Delete the challenges expired at ``:now``: a range of the ``expires_at`` index.
+    #: Delete up to :data:`EXPIRED_BATCH` challenges expired at ``:now``, oldest first: the
+    #: start of the ``expires_at`` index, never a table scan, and never a long delete in a
+    #: login however large a backlog is (each new challenge removes many more than one).
     delete_expired_challenges: Executable
     #: Insert a challenge; executed with a value for each column.
     insert_challenge: Executable
@@ -108,7 +113,12 @@ class Statements:
                 challenge.user_id == bindparam("user_id"), challenge.kind == SETUP
             ),
             delete_expired_challenges=delete(challenges).where(
-                challenge.expires_at <= bindparam("now")
+                challenge.id_hash.in_(
+                    select(challenge.id_hash)
+                    .where(challenge.expires_at <= bindparam("now"))
+                    .order_by(challenge.expires_at)
+                    .limit(EXPIRED_BATCH)
+                )
             ),
             insert_challenge=insert(challenges),
             count_failure=update(credentials)

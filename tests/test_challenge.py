@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from datetime import datetime
+from datetime import timezone
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -15,6 +17,7 @@ from sqlalchemy import select
 from example_app import db
 from example_app import two_factor
 from flask_ucloud_2fa.challenges import hash_challenge_id
+from flask_ucloud_2fa.statements import EXPIRED_BATCH
 
 from conftest import FakeClock
 from conftest import answer
@@ -476,3 +479,33 @@ def test_setup_code_is_not_accepted_at_login_in_the_same_step(
     response = answer(client, challenge_id, code_for(created["secret"], clock))
     assert response.status_code == 200
     assert "accessToken" in response.json
+
+
+def test_each_new_challenge_clears_a_batch_of_the_oldest_expired_ones(
+    app: Flask, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, _ = connected_user
+    challenge = two_factor.models.Challenge
+
+    def begin() -> None:
+        with app.app_context():
+            assert two_factor.service().begin_login(str(user.id), ["pwd"], {}) is not None
+
+    def counts() -> tuple[int, int]:
+        """Expired and live challenges now."""
+        with app.app_context():
+            expires = db.session.execute(select(challenge.expires_at)).scalars().all()
+        now = datetime.fromtimestamp(clock.now, timezone.utc).replace(tzinfo=None)
+        return sum(at <= now for at in expires), sum(at > now for at in expires)
+
+    for _ in range(EXPIRED_BATCH + 50):
+        begin()
+        clock.advance(1)
+    clock.advance(600 - 2)
+    # Still live: the last one, made 599 seconds ago.
+    assert counts() == (EXPIRED_BATCH + 49, 1)
+
+    begin()
+    assert counts() == (49, 2)
+    begin()
+    assert counts() == (0, 3)
