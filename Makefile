@@ -23,9 +23,18 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-# The performance figures of docs/performance.rst; BENCH_ARGS=--quick runs in under a minute.
-bench: install
+# The performance figures of docs/performance.rst (issue 5), each script adding its section to
+# bench/results.json: in process, over HTTP, at a million users, beside Flask-Security-Too.
+# BENCH_ARGS=--quick runs them all in about a minute. PostgreSQL and wrk are used when present.
+bench: install $(VENV)/.bench-installed
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/load.py $(BENCH_ARGS)
+	$(BIN)/python bench/scale.py $(BENCH_ARGS)
+	$(BIN)/python bench/compare.py $(BENCH_ARGS)
+
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
 
 # The Sphinx site, warnings as errors (tests/test_docs_build.py does the same in `make test`).
 docs: install
