@@ -38,7 +38,9 @@ import example_app  # noqa: E402
 from example_app import create_app  # noqa: E402
 from example_app import db  # noqa: E402
 from example_app import require_oauth  # noqa: E402
+from example_app.auth import finish_login  # noqa: E402
 from example_app.models import User  # noqa: E402
+from flask_ucloud_2fa import CompletedLogin  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -125,11 +127,12 @@ def measure(cases: list[Case], rounds: int) -> dict[str, Figure]:
     return figures
 
 
-def build_app(database: str) -> Flask:
+def build_app(database_uri: str) -> Flask:
+    """The example app on ``database_uri``, with a bare and a protected JSON route."""
     app = create_app(
         {
             "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}",
+            "SQLALCHEMY_DATABASE_URI": database_uri,
             # The wrong-code figure answers thousands of times for one user: no back-off or
             # lock-out, so every wrong answer does the full work of one.
             "UCLOUD_2FA_BACKOFF_AFTER": 10**9,
@@ -148,6 +151,11 @@ def build_app(database: str) -> Flask:
         return jsonify({"ok": True})
 
     return app
+
+
+def finished(login: CompletedLogin) -> Any:
+    """A login_completed hook that issues nothing: the extension's share of an answer."""
+    return jsonify({"userId": login.user_id})
 
 
 def make_user(app: Flask, client: FlaskClient, username: str) -> dict[str, str]:
@@ -188,74 +196,119 @@ def user_id_of(app: Flask, username: str) -> str:
         return str(user.id)
 
 
+def begin_login(app: Flask, user_id: str, browser_binding: str | None = None) -> str:
+    """A fresh login challenge for ``user_id``, made through the service (untimed)."""
+    state = {"browser": True, "next": "/settings"} if browser_binding else {}
+    with app.app_context():
+        challenge = example_app.two_factor.service().begin_login(
+            user_id, ["pwd"], state, browser_binding
+        )
+    assert challenge is not None
+    return challenge
+
+
+def get_case(
+    key: str, name: str, client: FlaskClient, path: str, number: int, **headers: str
+) -> Case:
+    """``GET path`` answering 200."""
+
+    def call() -> None:
+        response = client.get(path, headers=headers)
+        assert response.status_code == 200, response.json
+
+    return Case(key, name, call, number)
+
+
+def setup_case(client: FlaskClient, headers: dict[str, str], number: int) -> Case:
+    """``POST /auth/2fa`` for a user without 2FA: a new pending secret with its QR code."""
+
+    def call() -> None:
+        response = client.post("/auth/2fa", headers=headers)
+        assert response.status_code == 200, response.json
+
+    return Case("setup", "POST setup", call, number)
+
+
+def answer_cases(
+    app: Flask, client: FlaskClient, clock: FakeClock, username: str, secret: str, number: int
+) -> list[Case]:
+    """Correct answers of fresh login challenges of ``username`` (2FA connected with
+    ``secret``), each with the code of a new time step: the extension's share (the hook
+    issues nothing) and the whole login with the example app's hook, which inserts a token."""
+    user_id = user_id_of(app, username)
+    pending: dict[str, Any] = {}
+
+    def prepare() -> None:
+        clock.now += 30  # a new time step: the code below is unused
+        pending["body"] = {
+            "challengeId": begin_login(app, user_id),
+            "verificationCode": pyotp.TOTP(secret).at(clock.now),
+        }
+
+    def answer() -> None:
+        response = client.post("/auth/2fa/challenge", json=pending["body"])
+        assert response.status_code == 200, response.json
+
+    def answer_without_tokens() -> None:
+        # The extension's own work: the login_completed hook answers at once instead of
+        # inserting a token, as a wrong answer (which never reaches the hook) does too.
+        example_app.two_factor.login_completed(finished)
+        try:
+            answer()
+        finally:
+            example_app.two_factor.login_completed(finish_login)
+
+    return [
+        Case("answer_right", "POST challenge right", answer_without_tokens, number, prepare),
+        Case("answer_login", "  + the hook's tokens", answer, number, prepare),
+    ]
+
+
+def wrong_answer_case(
+    app: Flask, client: FlaskClient, clock: FakeClock, username: str, secret: str, number: int
+) -> Case:
+    """Wrong answers, each to a fresh challenge so that none reaches its attempt limit (the
+    app must be built with back-off and lock-out out of reach, as :func:`build_app` does)."""
+    user_id = user_id_of(app, username)
+    pending: dict[str, Any] = {}
+
+    def prepare() -> None:
+        valid = {pyotp.TOTP(secret).at(clock.now + 30 * k) for k in (-1, 0, 1)}
+        wrong = next(
+            code for code in ("000000", "111111", "222222", "333333") if code not in valid
+        )
+        pending["body"] = {"challengeId": begin_login(app, user_id), "verificationCode": wrong}
+
+    def call() -> None:
+        response = client.post("/auth/2fa/challenge", json=pending["body"])
+        assert response.status_code == 403, response.json
+
+    return Case("answer_wrong", "POST challenge wrong", call, number, prepare)
+
+
 def run(quick: bool) -> dict[str, Any]:
     rounds = 5 if quick else 9
     number = 300 if quick else 1000
-    slow_number = 40 if quick else 100
+    answers = number // 2 if quick else number // 4
+    setups = 40 if quick else 100
 
     clock = FakeClock(now=1_800_000_000 - 1_800_000_000 % 30 + 5)
     example_app.two_factor.clock = clock
     with tempfile.TemporaryDirectory() as directory:
-        app = build_app(os.path.join(directory, "bench.sqlite"))
+        app = build_app("sqlite:///" + os.path.join(directory, "bench.sqlite"))
         client = app.test_client()
         plain = make_user(app, client, "plain")  # never connects: status and setup
-        right_user = make_user(app, client, "right")
-        wrong_user = make_user(app, client, "wrong")
-        right_secret = connect(client, right_user, clock)
-        wrong_secret = connect(client, wrong_user, clock)
-        right_id, wrong_id = user_id_of(app, "right"), user_id_of(app, "wrong")
-        service = example_app.two_factor.service
-
-        def begin(user_id: str) -> str:
-            with app.app_context():
-                challenge = service().begin_login(user_id, ["pwd"], {})
-            assert challenge is not None
-            return challenge
-
-        pending: dict[str, Any] = {}
-
-        def prepare_right() -> None:
-            clock.now += 30  # a new time step: the code below is unused
-            pending["body"] = {
-                "challengeId": begin(right_id),
-                "verificationCode": pyotp.TOTP(right_secret).at(clock.now),
-            }
-
-        def prepare_wrong() -> None:
-            # A fresh challenge each time, so no challenge reaches its attempt limit.
-            valid = {pyotp.TOTP(wrong_secret).at(clock.now + 30 * k) for k in (-1, 0, 1)}
-            wrong = next(
-                code for code in ("000000", "111111", "222222", "333333") if code not in valid
-            )
-            pending["body"] = {"challengeId": begin(wrong_id), "verificationCode": wrong}
-
-        def answer(expected: int) -> Callable[[], None]:
-            def call() -> None:
-                response = client.post("/auth/2fa/challenge", json=pending["body"])
-                assert response.status_code == expected, response.json
-
-            return call
-
-        def get(path: str, headers: dict[str, str] | None = None) -> Callable[[], None]:
-            def call() -> None:
-                response = client.get(path, headers=headers)
-                assert response.status_code == 200, response.json
-
-            return call
-
-        def setup() -> None:
-            response = client.post("/auth/2fa", headers=plain)
-            assert response.status_code == 200, response.json
+        right_secret = connect(client, make_user(app, client, "right"), clock)
+        wrong_secret = connect(client, make_user(app, client, "wrong"), clock)
 
         print(f"Benchmark ({'quick' if quick else 'full'}): median of {rounds} rounds", flush=True)
-        answers = number // 2 if quick else number // 4
         cases = [
-            Case("bare", "bare route", get("/bench/bare"), number),
-            Case("protected", "protected route", get("/bench/protected", plain), number),
-            Case("status", "GET status", get("/auth/2fa/status", plain), number),
-            Case("answer_right", "POST challenge right", answer(200), answers, prepare_right),
-            Case("answer_wrong", "POST challenge wrong", answer(403), answers, prepare_wrong),
-            Case("setup", "POST setup", setup, slow_number),
+            get_case("bare", "bare route", client, "/bench/bare", number),
+            get_case("protected", "protected route", client, "/bench/protected", number, **plain),
+            get_case("status", "GET status", client, "/auth/2fa/status", number, **plain),
+            *answer_cases(app, client, clock, "right", right_secret, answers),
+            wrong_answer_case(app, client, clock, "wrong", wrong_secret, answers),
+            setup_case(client, plain, setups),
         ]
         figures = measure(cases, rounds)
     return report(figures, quick)
@@ -269,6 +322,7 @@ def report(figures: dict[str, Figure], quick: bool) -> dict[str, Any]:
         "protected": ("baseline", None),
         "status": ("<= 1.10x", lambda r: r <= 1.10),
         "answer_right": ("<= 1.5x", lambda r: r <= 1.5),
+        "answer_login": ("- (+ example's token INSERT)", None),
         "answer_wrong": (
             f">= right x (1 - noise {noise:.1%})",
             lambda _r: (
@@ -298,15 +352,34 @@ def report(figures: dict[str, Figure], quick: bool) -> dict[str, Any]:
     )
     return {
         "mode": "quick" if quick else "full",
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-        },
         "database": "sqlite (temporary file)",
         "figures": results,
     }
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average": [round(load, 2) for load in os.getloadavg()],
+    }
+
+
+def write_section(output: Path, key: str, section: dict[str, Any]) -> None:
+    """Store one script's figures under ``key`` of ``output``, keeping the other scripts'.
+
+    Each benchmark script (``run.py``, ``load.py``, ``scale.py``, ``compare.py``) owns one
+    section, so ``make bench`` leaves one file with every figure.
+    """
+    try:
+        results = json.loads(output.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        results = {}
+    results[key] = {**section, "machine": machine()}
+    output.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def main() -> int:
@@ -317,8 +390,8 @@ def main() -> int:
     started = time.perf_counter()
     results = run(args.quick)
     results["seconds"] = round(time.perf_counter() - started, 1)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nWrote {args.output} in {results['seconds']} s.")
+    write_section(args.output, "inprocess", results)
+    print(f"\nWrote the in-process figures to {args.output} in {results['seconds']} s.")
     return 0  # a benchmark reports; it never fails a build on a timing
 
 
