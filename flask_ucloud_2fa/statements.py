@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Executable
+from sqlalchemy import any_
 from sqlalchemy import bindparam
 from sqlalchemy import delete
+from sqlalchemy import func
 from sqlalchemy import insert
+from sqlalchemy import literal
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
@@ -58,6 +61,7 @@ class Statements:
     #: Delete up to :data:`EXPIRED_BATCH` challenges expired at ``:now``, oldest first: the
     #: start of the ``expires_at`` index, never a table scan, and never a long delete in a
     #: login however large a backlog is (each new challenge removes many more than one).
+    #: See :func:`_delete_expired`.
     delete_expired_challenges: Executable
     #: Insert a challenge; executed with a value for each column.
     insert_challenge: Executable
@@ -112,14 +116,7 @@ class Statements:
             delete_setup_challenges=delete(challenges).where(
                 challenge.user_id == bindparam("user_id"), challenge.kind == SETUP
             ),
-            delete_expired_challenges=delete(challenges).where(
-                challenge.id_hash.in_(
-                    select(challenge.id_hash)
-                    .where(challenge.expires_at <= bindparam("now"))
-                    .order_by(challenge.expires_at)
-                    .limit(EXPIRED_BATCH)
-                )
-            ),
+            delete_expired_challenges=_delete_expired(challenges, dialect),
             insert_challenge=insert(challenges),
             count_failure=update(credentials)
             .where(credential.id == bindparam("credential_id"))
@@ -142,6 +139,28 @@ class Statements:
             .values(attempts=challenge.attempts + 1)
             .returning(challenge.attempts),
         )
+
+
+def _delete_expired(challenges: Any, dialect: str) -> Executable:
+    """Delete the :data:`EXPIRED_BATCH` oldest challenges expired at ``:now``.
+
+    The batch is picked from the start of the ``expires_at`` index; its size is in the SQL
+    text, not a parameter, so that a plan prepared once still knows the batch is small. On
+    PostgreSQL the batch is an array (``= ANY(array(SELECT ...))``), which the planner always
+    matches by the primary key: with ``IN (SELECT ...)`` it may join by scanning the table.
+    """
+    challenge = challenges.c
+    batch = (
+        select(challenge.id_hash)
+        .where(challenge.expires_at <= bindparam("now"))
+        .order_by(challenge.expires_at)
+        .limit(literal(EXPIRED_BATCH, literal_execute=True))
+    )
+    if dialect == "postgresql":
+        return delete(challenges).where(
+            challenge.id_hash == any_(func.array(batch.scalar_subquery()))
+        )
+    return delete(challenges).where(challenge.id_hash.in_(batch))
 
 
 def _spend_step(credentials: Any, *, connecting: bool) -> Executable:
