@@ -30,6 +30,7 @@ from flask import Flask
 from flask import jsonify
 from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
+from werkzeug.test import TestResponse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -57,6 +58,8 @@ class FakeClock:
 
 @dataclass
 class Figure:
+    """One case's timings: the seconds per call of each round."""
+
     name: str
     rounds: list[float]  # seconds per call, one mean per round
 
@@ -158,6 +161,13 @@ def finished(login: CompletedLogin) -> Any:
     return jsonify({"userId": login.user_id})
 
 
+def json_object(response: TestResponse) -> dict[str, Any]:
+    """The JSON object a route answered."""
+    body = response.get_json()
+    assert isinstance(body, dict), response.get_data()
+    return body
+
+
 def make_user(app: Flask, client: FlaskClient, username: str) -> dict[str, str]:
     """A user logged in with the password; the Authorization header of its token."""
     password = secrets.token_urlsafe(12)
@@ -171,12 +181,12 @@ def make_user(app: Flask, client: FlaskClient, username: str) -> dict[str, str]:
         db.session.commit()
     response = client.post("/auth/login", json={"username": username, "password": password})
     assert response.status_code == 200, response.json
-    return {"Authorization": f"Bearer {response.json['accessToken']}"}
+    return {"Authorization": f"Bearer {json_object(response)['accessToken']}"}
 
 
 def connect(client: FlaskClient, headers: dict[str, str], clock: FakeClock) -> str:
     """Set up and confirm 2FA for the token's user; the TOTP secret."""
-    setup = client.post("/auth/2fa", headers=headers).json
+    setup = json_object(client.post("/auth/2fa", headers=headers))
     answer = client.post(
         "/auth/2fa/challenge",
         headers=headers,
@@ -191,6 +201,7 @@ def connect(client: FlaskClient, headers: dict[str, str], clock: FakeClock) -> s
 
 
 def user_id_of(app: Flask, username: str) -> str:
+    """The id of the example app's user ``username``, as the 2FA service takes it."""
     with app.app_context():
         user = db.session.execute(db.select(User).filter_by(username=username)).scalar_one()
         return str(user.id)
@@ -287,6 +298,7 @@ def wrong_answer_case(
 
 
 def run(quick: bool) -> dict[str, Any]:
+    """Build the app and its users, time every case and report; the ``inprocess`` section."""
     rounds = 5 if quick else 9
     number = 300 if quick else 1000
     answers = number // 2 if quick else number // 4
@@ -315,6 +327,7 @@ def run(quick: bool) -> dict[str, Any]:
 
 
 def report(figures: dict[str, Figure], quick: bool) -> dict[str, Any]:
+    """Print each figure as a ratio to the protected route with its target; the section."""
     base = figures["protected"].median
     noise = max(figures["answer_right"].spread, figures["answer_wrong"].spread, 0.02)
     targets: dict[str, tuple[str, Callable[[float], bool] | None]] = {
@@ -383,6 +396,7 @@ def write_section(output: Path, key: str, section: dict[str, Any]) -> None:
 
 
 def main() -> int:
+    """Run the benchmark and store its section of ``--output``; always 0."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls: under a minute")
     parser.add_argument("--output", type=Path, default=RESULTS)
