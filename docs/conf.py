@@ -37,20 +37,3 @@ html_static_path = ["_static"]
 html_title = "Flask-UCloud-2FA"
 
 html_theme = "furo" if importlib.util.find_spec("furo") else "alabaster"
-
-
-def _list_performance_page(app: object, docname: str, source: list[str]) -> None:
-    """List ``performance`` after ``operations`` in the index's toctree when the page exists.
-
-    ``docs/performance.rst`` is written by ``make bench``'s work and may be absent; a toctree
-    entry for a missing page, or a page in no toctree, would both fail the ``-W`` build.
-    """
-    if docname == "index" and os.path.exists(
-        os.path.join(os.path.dirname(__file__), "performance.rst")
-    ):
-        source[0] = source[0].replace("   operations\n", "   operations\n   performance\n", 1)
-
-
-def setup(app: object) -> dict[str, bool]:
-    app.connect("source-read", _list_performance_page)  # type: ignore[attr-defined]
-    return {"parallel_read_safe": True}
