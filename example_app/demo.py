@@ -36,7 +36,7 @@ curl -s -H "Authorization: Bearer $TOKEN" {url}/auth/2fa/status
 # 2. Create credentials and scan the QR code with your authenticator app
 #    (or type the secret into it by hand).
 curl -s -X POST -H "Authorization: Bearer $TOKEN" {url}/auth/2fa > setup.json
-{qr} --ascii "$(python3 -c 'import json; print(json.load(open("setup.json"))["otpAuthUri"])')"
+{qr} "$(python3 -c 'import json; print(json.load(open("setup.json"))["otpAuthUri"])')"
 python3 -c 'import json; print("secret:", json.load(open("setup.json"))["secret"])'
 CHALLENGE=$(python3 -c 'import json; print(json.load(open("setup.json"))["challengeId"])')
 
@@ -85,14 +85,14 @@ def main() -> None:
         db.session.commit()
         database = db.engine.url.render_as_string()
 
-    bin_dir = os.path.dirname(os.path.abspath(sys.executable))
+    terminal_qr = os.path.join(os.path.dirname(os.path.abspath(__file__)), "terminal_qr.py")
     print(
         SESSION.format(
             url=f"http://{args.host}:{args.port}",
             username=USERNAME,
             password=PASSWORD,
             database=database,
-            qr=os.path.relpath(os.path.join(bin_dir, "qr")),
+            qr=f"{os.path.relpath(sys.executable)} {os.path.relpath(terminal_qr)}",
         ),
         flush=True,
     )

@@ -23,19 +23,27 @@ ERROR_CORRECTION = "M"
 PNG_COMPRESS_LEVEL = 1
 
 
-def qr_png(text: str) -> bytes:
-    """A PNG image of a QR code (error correction M, the standard's 4-module quiet zone) that
-    encodes ``text``.
+def qr_image(text: str) -> Image.Image:
+    """The QR code (error correction M) of ``text`` as a black-and-white image, one pixel per
+    module, with the standard's 4-module quiet zone.
 
     :raises ValueError: ``text`` is too long for a QR code.
     """
     symbol = zxingcpp.create_barcode(
         text, zxingcpp.BarcodeFormat.QRCode, ec_level=ERROR_CORRECTION
     )
-    # One pixel per module, scaled up without smoothing: sharp edges for cameras, and cheaper
-    # than asking the encoder for a large image.
-    image = Image.fromarray(symbol.to_image(scale=1, add_quiet_zones=True)).convert("1")
+    return Image.fromarray(symbol.to_image(scale=1, add_quiet_zones=True)).convert("1")
+
+
+def qr_png(text: str) -> bytes:
+    """A PNG image of :func:`qr_image`, each module :data:`BOX_SIZE` pixels wide.
+
+    :raises ValueError: ``text`` is too long for a QR code.
+    """
+    image = qr_image(text)
     width, height = image.size
+    # Scaled up without smoothing: sharp edges for cameras, and cheaper than asking the
+    # encoder for a large image.
     image = image.resize((width * BOX_SIZE, height * BOX_SIZE), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)

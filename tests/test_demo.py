@@ -11,6 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import zxingcpp
+from PIL import Image
+
+from example_app.terminal_qr import terminal_qr
 
 from conftest import require_service
 
@@ -93,3 +97,16 @@ def test_the_printed_curl_session_connects_2fa_and_then_asks_for_a_code(
     assert outputs[2] == '{"connected":true}'
     assert '"accessToken"' in outputs[3] and '"refreshToken"' in outputs[3]
     assert "█" in result.stdout, "the QR code is drawn in the terminal"
+
+
+def test_the_terminal_qr_code_reads_back_as_its_text() -> None:
+    text = "otpauth://totp/Example%20Auth:demo?secret=JBSWY3DPEHPK3PXP&issuer=Example%20Auth"
+    upper = {"█": True, "▀": True, "▄": False, " ": False}
+    lower = {"█": True, "▀": False, "▄": True, " ": False}
+    rows: list[list[bool]] = []
+    for line in terminal_qr(text).splitlines():
+        rows += [[upper[char] for char in line], [lower[char] for char in line]]
+    image = Image.new("L", (len(rows[0]), len(rows)))
+    image.putdata([255 if light else 0 for row in rows for light in row])
+    image = image.resize((image.width * 4, image.height * 4), Image.Resampling.NEAREST)
+    assert [symbol.text for symbol in zxingcpp.read_barcodes(image)] == [text]
