@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Response
 from flask import jsonify
+from werkzeug.exceptions import HTTPException
 
 
 class TwoFactorError(Exception):
@@ -109,6 +110,18 @@ def error_response(error: TwoFactorError) -> Response:
     response.status_code = error.status_code
     response.headers.update(error.headers)
     return response
+
+
+def http_error_response(error: HTTPException) -> Response:
+    """Render one of Werkzeug's errors (a 405 with its ``Allow``, a 413, ...) in the same JSON
+    shape, ``errorCode`` from its name (``METHOD_NOT_ALLOWED``)."""
+    rendered = TwoFactorError(error.description or error.name)
+    rendered.status_code = error.code or 500
+    rendered.error_code = error.name.upper().replace(" ", "_")
+    rendered.headers.update(
+        (name, value) for name, value in error.get_headers() if name.lower() != "content-type"
+    )
+    return error_response(rendered)
 
 
 class NotConnected(TwoFactorError):

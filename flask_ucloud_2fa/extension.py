@@ -19,6 +19,8 @@ from flask import g
 from flask import has_request_context
 from flask import request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import default_exceptions
 
 from . import signals
 from .challenges import ChallengeService
@@ -32,6 +34,7 @@ from .errors import TokenRefused
 from .errors import TwoFactorError
 from .errors import Unauthorized
 from .errors import error_response
+from .errors import http_error_response
 from .login import login_step
 from .models import Models
 from .models import bind_models
@@ -136,6 +139,28 @@ def _encryption_keys(app: Flask) -> list[bytes]:
     return [derive_key(app.config["SECRET_KEY"], "flask-ucloud-2fa secrets")]
 
 
+def _answer_routing_errors_in_json(app: Flask, code: int, prefix: str) -> None:
+    """Answer ``code`` in UCloud's JSON shape for paths under ``prefix``.
+
+    A wrong method (``GET /auth/2fa/challenge``) or an unknown path under the prefix fails in
+    routing, before a blueprint is chosen, so the blueprint's own handler never sees it. Other
+    paths keep the app's handler for ``code``, if it registered one first, or Flask's page.
+    """
+    previous = app.error_handler_spec[None][code].get(default_exceptions[code])
+    prefix = prefix.rstrip("/")
+
+    def handle(error: HTTPException) -> ResponseReturnValue:
+        path = request.path
+        if path == prefix or path.startswith(prefix + "/"):
+            return http_error_response(error)
+        if previous is not None:
+            response: ResponseReturnValue = current_app.ensure_sync(previous)(error)
+            return response
+        return error
+
+    app.register_error_handler(code, handle)
+
+
 def _attribute_loader(name: str, hook: str) -> Callable[[Any], Any]:
     def load(token: Any) -> Any:
         try:
@@ -217,6 +242,8 @@ class TwoFactor:
         app.register_blueprint(blueprint, url_prefix=settings.url_prefix)
         # Also for errors raised in the app's own views: the login step, step-up checks.
         app.register_error_handler(TwoFactorError, error_response)
+        for code in (404, 405):
+            _answer_routing_errors_in_json(app, code, settings.url_prefix)
         app.cli.add_command(cli)
 
     # -- hooks the integrator registers ---------------------------------------------------

@@ -20,8 +20,7 @@ from .errors import BadRequest
 from .errors import ChallengeNotFound
 from .errors import InvalidCode
 from .errors import TooManyAttempts
-from .errors import TwoFactorError
-from .errors import error_response
+from .errors import http_error_response
 from .extension import EXTENSION_KEY
 from .extension import TwoFactor
 from .login import BINDING_COOKIE
@@ -232,7 +231,4 @@ def _no_store(response: Response) -> Response:
 @blueprint.errorhandler(HTTPException)
 def _http_error(error: HTTPException) -> Response:
     # Werkzeug's errors inside the blueprint (413, ...) in the same JSON shape as ours.
-    rendered = TwoFactorError(error.description or error.name)
-    rendered.status_code = error.code or 500
-    rendered.error_code = error.name.upper().replace(" ", "_")
-    return error_response(rendered)
+    return http_error_response(error)

@@ -545,3 +545,53 @@ def test_load_with_token_needs_the_user_id_column(make_custom_app: MakeApp) -> N
     custom = make_custom_app()
     with pytest.raises(RuntimeError, match="Account has no 'user_id' column: pass the column"):
         custom.two_factor.load_with_token(Account)
+
+
+# -- routing errors under the prefix ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "error_code"),
+    [
+        ("GET", "/auth/2fa/challenge", 405, "METHOD_NOT_ALLOWED"),
+        ("PUT", "/auth/2fa/status", 405, "METHOD_NOT_ALLOWED"),
+        ("GET", "/auth/2fa/no-such-route", 404, "NOT_FOUND"),
+    ],
+)
+def test_routing_errors_under_the_prefix_are_json(
+    make_custom_app: MakeApp, method: str, path: str, status: int, error_code: str
+) -> None:
+    response = make_custom_app().app.test_client().open(path, method=method)
+    assert response.status_code == status
+    assert response.is_json
+    assert response.json["statusCode"] == status
+    assert response.json["errorCode"] == error_code
+    if status == 405:
+        allowed = {method.strip() for method in response.headers["Allow"].split(",")}
+        assert allowed >= ({"POST"} if path.endswith("challenge") else {"GET"})
+
+
+def test_routing_errors_elsewhere_keep_the_apps_own_handlers(tmp_path: Any) -> None:
+    app = Flask("own_handlers")
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path}/own.sqlite"
+    app.config["UCLOUD_2FA_ENCRYPTION_KEYS"] = [KEY]
+
+    @app.errorhandler(404)
+    def not_found(_error: Exception) -> ResponseReturnValue:
+        return "the app's own page", 404
+
+    @app.post("/submit")
+    def submit() -> ResponseReturnValue:
+        return "ok"
+
+    TwoFactor(app, db=custom_db, resource_protector=ResourceProtector())
+    client = app.test_client()
+
+    mine = client.get("/no-such-page")
+    assert (mine.status_code, mine.get_data(as_text=True)) == (404, "the app's own page")
+    flasks = client.get("/submit")  # no 405 handler of the app's: Flask's page
+    assert flasks.status_code == 405
+    assert flasks.content_type.startswith("text/html")
+    ours = client.get("/auth/2fa/no-such-route")
+    assert ours.status_code == 404
+    assert ours.json["errorCode"] == "NOT_FOUND"
