@@ -18,8 +18,10 @@ import example_app
 from example_app import db
 
 from conftest import FakeClock
+from conftest import answer
 from conftest import code_for
 from conftest import counting
+from conftest import wrong_code
 
 if TYPE_CHECKING:
     from conftest import TestUser
@@ -85,10 +87,7 @@ def test_correct_answer_runs_a_fixed_number_of_statements(
     user, secret = connected_user
     challenge_id = begin_login(app, user)
     with counting(db_engine(app)) as statements:
-        response = client.post(
-            "/auth/2fa/challenge",
-            json={"challengeId": challenge_id, "verificationCode": code_for(secret, clock)},
-        )
+        response = answer(client, challenge_id, code_for(secret, clock))
     assert response.status_code == 200, response.json
     # The extension: SELECT challenge JOIN credential; UPDATE credential (spend the time step);
     # DELETE challenge (spend it). Then the example app's login_completed hook: INSERT token.
@@ -124,13 +123,9 @@ def test_wrong_answer_runs_a_fixed_number_of_statements(
     clock: FakeClock,
 ) -> None:
     user, secret = connected_user
-    valid = {code_for(secret, clock, offset) for offset in (-1, 0, 1)}
-    wrong = next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in valid)
     challenge_id = begin_login(app, user)
     with counting(db_engine(app)) as statements:
-        response = client.post(
-            "/auth/2fa/challenge", json={"challengeId": challenge_id, "verificationCode": wrong}
-        )
+        response = answer(client, challenge_id, wrong_code(secret, clock))
     assert response.status_code == 403, response.json
     # SELECT challenge JOIN credential; UPDATE credential failures + 1 RETURNING;
     # UPDATE challenge attempts + 1 RETURNING.
@@ -151,10 +146,11 @@ def test_login_answer_does_not_look_at_a_bearer_token(
     user, secret = connected_user
     challenge_id = begin_login(app, user)
     with counting(db_engine(app)) as statements:
-        response = client.post(
-            "/auth/2fa/challenge",
-            headers={"Authorization": "Bearer not-a-token"},
-            json={"challengeId": challenge_id, "verificationCode": code_for(secret, clock)},
+        response = answer(
+            client,
+            challenge_id,
+            code_for(secret, clock),
+            {"Authorization": "Bearer not-a-token"},
         )
     assert response.status_code == 200, response.json
     assert set(response.json) == {"accessToken", "refreshToken", "expiresAt"}
