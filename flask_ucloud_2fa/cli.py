@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 from cryptography.fernet import Fernet
-from flask import current_app
 from flask.cli import AppGroup
 
-from .challenges import ChallengeService
-from .crypto import UnreadableSecret
+from .config import app_state
+from .errors import UnreadableSecret
+
+if TYPE_CHECKING:
+    from .extension import TwoFactor
 
 cli = AppGroup("ucloud-2fa", help="Administer Flask-UCloud-2FA two-factor authentication.")
 
 
-def _service() -> ChallengeService:
-    service: ChallengeService = current_app.extensions["ucloud_2fa"].service()
-    return service
+def _two_factor() -> TwoFactor:
+    two_factor: TwoFactor = app_state().extension
+    return two_factor
 
 
 @cli.command("status")
 @click.argument("user_id")
 def status(user_id: str) -> None:
     """Show USER_ID's 2FA state (never the secret)."""
-    found = _service().credential_status(user_id)
+    found = _two_factor().status(user_id)
     if found is None:
         click.echo(f"User {user_id!r} has no 2FA credential.")
         return
@@ -43,7 +47,7 @@ def status(user_id: str) -> None:
 @click.confirmation_option(prompt="Remove this user's 2FA credential, challenges and codes?")
 def reset(user_id: str) -> None:
     """Remove USER_ID's 2FA entirely: credential, challenges, recovery codes, back-off."""
-    if not _service().reset(user_id):
+    if not _two_factor().reset(user_id):
         raise click.ClickException(f"User {user_id!r} has no 2FA credential.")
     click.echo(f"Reset 2FA of user {user_id!r}: they log in with the password alone now.")
 
@@ -52,7 +56,7 @@ def reset(user_id: str) -> None:
 def rotate_keys() -> None:
     """Re-encrypt every secret under the first of UCLOUD_2FA_ENCRYPTION_KEYS."""
     try:
-        count = _service().rotate_keys()
+        count = _two_factor().rotate_keys()
     except UnreadableSecret as error:
         # The batch with the unreadable secret is not committed; earlier batches are, and a
         # second run after fixing the keys finishes the job.

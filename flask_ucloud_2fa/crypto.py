@@ -18,19 +18,9 @@ from cryptography.fernet import MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["SecretBox", "UnreadableSecret", "derive_key", "parse_keys"]
+from .errors import UnreadableSecret
 
-
-class UnreadableSecret(RuntimeError):
-    """No configured key decrypts a stored secret: a configuration mistake, not a user's."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "A stored TOTP secret cannot be decrypted with any key of UCLOUD_2FA_ENCRYPTION_KEYS."
-            " The key that encrypted it was removed from the list, or SECRET_KEY changed while"
-            " UCLOUD_2FA_ENCRYPTION_KEYS was unset. Add the old key back after the newest one"
-            " and run 'flask ucloud-2fa rotate-keys' before removing it again."
-        )
+__all__ = ["SecretBox", "derive_key", "parse_keys", "sha256_hex"]
 
 
 def derive_key(secret_key: str | bytes, purpose: str) -> bytes:
@@ -114,3 +104,9 @@ class SecretBox:
         """The keyed hash of ``value`` under every key, newest first: the forms to look up."""
         data = value.encode("utf-8")
         return [hmac.new(key, data, hashlib.sha256).hexdigest() for key in self._hash_keys]
+
+
+def sha256_hex(value: str) -> str:
+    """SHA-256 of ``value``, hex-encoded: the stored form of challenge ids and browser
+    bindings, which are random and need no key or salt."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()

@@ -1,91 +1,96 @@
-"""One exception hierarchy and one JSON error shape, UCloud's.
+"""One exception hierarchy: every failure the extension reports, with typed attributes.
 
-Every failure the extension reports is a :class:`TwoFactorError` subclass carrying the HTTP
-status, a stable ``errorCode`` and a human ``why``. :func:`error_response` renders any of them as
-``{"statusCode": ..., "why": ..., "errorCode": ...}`` plus optional extra fields.
+Each :class:`TwoFactorError` subclass carries the HTTP status, a stable ``errorCode`` and a
+human ``why``; details are attributes (``remaining_attempts``, ``retry_after``). The HTTP layer's
+renderer (:func:`flask_ucloud_2fa.error_response`) turns any of them into UCloud's JSON body and
+its headers. No Flask here: the service raises these, the HTTP layer answers them.
 """
 
 from __future__ import annotations
-
-from typing import Any
-
-from flask import Response
-from flask import jsonify
-from werkzeug.exceptions import HTTPException
 
 
 class TwoFactorError(Exception):
     """Base class of every error the extension answers with.
 
     :param why: the message shown to people; defaults to the class's :attr:`why`.
-    :param extra: additional JSON fields, such as ``remainingAttempts``.
     """
 
+    #: The HTTP status of the answer.
     status_code: int = 500
+    #: UCloud's ``errorCode``: UPPER_SNAKE, stable across releases and class renames.
     error_code: str = "INTERNAL_ERROR"
+    #: UCloud's ``why``: a sentence for people.
     why: str = "Internal error."
 
-    def __init__(self, why: str | None = None, **extra: Any) -> None:
+    def __init__(self, why: str | None = None) -> None:
         if why is not None:
             self.why = why
-        self.extra = extra
-        self.headers: dict[str, str] = {}
         super().__init__(self.why)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The UCloud JSON error body."""
-        return {
-            "statusCode": self.status_code,
-            "why": self.why,
-            "errorCode": self.error_code,
-            **self.extra,
-        }
 
-
-class BadRequest(TwoFactorError):
-    """The request body is not what the route accepts."""
+class InvalidRequest(TwoFactorError):
+    """The request is not what the route accepts: a body that is not a JSON object, a
+    missing or malformed field."""
 
     status_code = 400
     error_code = "BAD_REQUEST"
     why = "Malformed request."
 
 
-class Unauthorized(TwoFactorError):
-    """No bearer token, or one the resource protector refused."""
+class TokenRefused(TwoFactorError):
+    """No bearer token, or one the resource protector refused.
+
+    Without arguments: 401 ``UNAUTHORIZED``. From the resource protector: its status (401, or
+    403 for a missing scope), its error as the ``errorCode`` (``MISSING_AUTHORIZATION``,
+    ``INVALID_TOKEN``, ...) and its ``WWW-Authenticate`` challenge.
+    """
 
     status_code = 401
     error_code = "UNAUTHORIZED"
     why = "A valid bearer token is required."
 
-
-class TokenRefused(Unauthorized):
-    """The resource protector refused the request's bearer token, or found none.
-
-    Carries the protector's status (401, or 403 for a missing scope), its error as the
-    ``errorCode`` (``MISSING_AUTHORIZATION``, ``INVALID_TOKEN``, ...) and its
-    ``WWW-Authenticate`` header.
-    """
-
     def __init__(
         self,
+        why: str | None = None,
         *,
-        status_code: int,
-        error_code: str,
-        why: str,
-        headers: dict[str, str],
+        status_code: int | None = None,
+        error_code: str | None = None,
+        www_authenticate: str | None = None,
     ) -> None:
         super().__init__(why)
-        self.status_code = status_code
-        self.error_code = error_code
-        self.headers.update(headers)
+        if status_code is not None:
+            self.status_code = status_code
+        if error_code is not None:
+            self.error_code = error_code
+        #: The ``WWW-Authenticate`` challenge of the resource protector, if it gave one.
+        self.www_authenticate = www_authenticate
 
 
 class InvalidCode(TwoFactorError):
-    """The verification code is wrong, or was already used."""
+    """The verification or recovery code is wrong, or was already used.
+
+    :param remaining_attempts: answers left on the challenge, or ``None`` when no challenge
+        was answered (recovery codes, disabling).
+    :param retry_after: seconds before the user's next answer is looked at, when this failure
+        started a back-off.
+    """
 
     status_code = 403
     error_code = "INVALID_CODE"
     why = "Invalid 2FA code. Try again."
+
+    def __init__(
+        self,
+        why: str | None = None,
+        *,
+        remaining_attempts: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        if why is None and remaining_attempts == 0:
+            why = "Invalid 2FA code. No attempts are left on this challenge: start again."
+        super().__init__(why)
+        self.remaining_attempts = remaining_attempts
+        self.retry_after = retry_after
 
 
 class ChallengeNotFound(TwoFactorError):
@@ -104,26 +109,6 @@ class AlreadyConnected(TwoFactorError):
     why = "Two-factor authentication is already connected for this user."
 
 
-def error_response(error: TwoFactorError) -> Response:
-    """Render ``error`` in UCloud's JSON error shape with its status and headers."""
-    response = jsonify(error.to_dict())
-    response.status_code = error.status_code
-    response.headers.update(error.headers)
-    return response
-
-
-def http_error_response(error: HTTPException) -> Response:
-    """Render one of Werkzeug's errors (a 405 with its ``Allow``, a 413, ...) in the same JSON
-    shape, ``errorCode`` from its name (``METHOD_NOT_ALLOWED``)."""
-    rendered = TwoFactorError(error.description or error.name)
-    rendered.status_code = error.code or 500
-    rendered.error_code = error.name.upper().replace(" ", "_")
-    rendered.headers.update(
-        (name, value) for name, value in error.get_headers() if name.lower() != "content-type"
-    )
-    return error_response(rendered)
-
-
 class NotConnected(TwoFactorError):
     """The operation needs a connected credential and the user has none."""
 
@@ -133,15 +118,18 @@ class NotConnected(TwoFactorError):
 
 
 class TooManyAttempts(TwoFactorError):
-    """The user failed too often lately; answers are refused until ``retry_after`` passes."""
+    """The user failed too often lately; answers are refused until ``retry_after`` passes.
+
+    :param retry_after: seconds to wait before the next answer is looked at.
+    """
 
     status_code = 429
     error_code = "TOO_MANY_ATTEMPTS"
     why = "Too many wrong codes. Wait before trying again."
 
     def __init__(self, retry_after: int, why: str | None = None) -> None:
-        super().__init__(why, retryAfter=retry_after)
-        self.headers["Retry-After"] = str(retry_after)
+        super().__init__(why)
+        self.retry_after = retry_after
 
 
 class LockedOut(TooManyAttempts):
@@ -161,8 +149,14 @@ class InsufficientUserAuthentication(TwoFactorError):
     error_code = "INSUFFICIENT_USER_AUTHENTICATION"
     why = "This needs a login with your second factor. Log in again with your 2FA code."
 
-    def __init__(self, why: str | None = None) -> None:
-        super().__init__(why)
-        self.headers["WWW-Authenticate"] = (
-            f'Bearer error="insufficient_user_authentication", error_description="{self.why}"'
+
+class UnreadableSecret(RuntimeError):
+    """No configured key decrypts a stored secret: a configuration mistake, not a user's."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "A stored TOTP secret cannot be decrypted with any key of UCLOUD_2FA_ENCRYPTION_KEYS."
+            " The key that encrypted it was removed from the list, or SECRET_KEY changed while"
+            " UCLOUD_2FA_ENCRYPTION_KEYS was unset. Add the old key back after the newest one"
+            " and run 'flask ucloud-2fa rotate-keys' before removing it again."
         )

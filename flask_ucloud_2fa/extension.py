@@ -1,164 +1,51 @@
-"""The :class:`TwoFactor` extension: configuration, the integrator's hooks, the blueprint."""
+"""The :class:`TwoFactor` extension: the integrator's hooks and the facade; wiring, no rules."""
 
 from __future__ import annotations
 
 import functools
-import logging
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
 from typing import TypeVar
+from typing import cast
 
-from authlib.oauth2 import OAuth2Error
 from flask import Flask
-from flask import current_app
-from flask import g
-from flask import has_request_context
-from flask import request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
-from werkzeug.exceptions import default_exceptions
 
+from . import admin
 from . import signals
-from .challenges import ChallengeService
-from .challenges import CompletedLogin
-from .challenges import Limits
-from .crypto import SecretBox
-from .crypto import derive_key
-from .crypto import parse_keys
+from .admin import CredentialStatus
+from .cli import cli
+from .config import DEFAULTS
+from .config import EXTENSION_KEY
+from .config import AppState
+from .config import Settings
+from .config import app_state
 from .errors import InsufficientUserAuthentication
-from .errors import TokenRefused
 from .errors import TwoFactorError
-from .errors import Unauthorized
-from .errors import error_response
-from .errors import http_error_response
+from .http import acquire_token
+from .http import blueprint
+from .http import error_response
+from .http import routing_error
 from .login import login_step
-from .models import Models
+from .models import LOGIN
+from .models import SETUP
+from .models import TwoFactorModels
 from .models import bind_models
 from .models import connected_property
+from .proofs import Proof
+from .service import CreatedCredentials
+from .service import LoginCompleted
+from .service import TwoFactorService
+from .stepup import check_current_token
+from .store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXTENSION_KEY = "ucloud_2fa"
 #: The attribute :meth:`TwoFactor.load_with_token` adds to the integrator's token model.
 CONNECTED_ATTRIBUTE = "ucloud_2fa_connected"
-
-logger = logging.getLogger("flask_ucloud_2fa")
-#: One record per decision: ``event``, ``user_id``, ``outcome``, ``client_address``, never a
-#: secret or a code.
-audit_logger = logging.getLogger("flask_ucloud_2fa.audit")
-
-DEFAULTS: dict[str, Any] = {
-    "UCLOUD_2FA_ISSUER": None,
-    "UCLOUD_2FA_URL_PREFIX": "/auth/2fa",
-    "UCLOUD_2FA_CHALLENGE_LIFETIME": 600,
-    "UCLOUD_2FA_MAX_ATTEMPTS": 5,
-    "UCLOUD_2FA_BACKOFF_AFTER": 5,
-    "UCLOUD_2FA_BACKOFF_MAX": 60,
-    "UCLOUD_2FA_LOCKOUT_AFTER": 100,
-    "UCLOUD_2FA_LOCKOUT_DURATION": 3600,
-    "UCLOUD_2FA_RECOVERY_CODES": 10,
-    "UCLOUD_2FA_ENCRYPTION_KEYS": None,
-    "UCLOUD_2FA_LOGIN_URL": "/",
-}
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The ``UCLOUD_2FA_*`` configuration of one app, read once in :meth:`TwoFactor.init_app`."""
-
-    issuer: str
-    url_prefix: str
-    challenge_lifetime: int
-    limits: Limits
-    recovery_code_count: int
-    login_url: str
-    box: SecretBox = field(repr=False)
-
-    @classmethod
-    def from_config(cls, app: Flask) -> Settings:
-        """:raises ValueError: a value that cannot work, with what to change."""
-        config = app.config
-        issuer = config["UCLOUD_2FA_ISSUER"] or app.name
-        if ":" in issuer:
-            raise ValueError(
-                f"UCLOUD_2FA_ISSUER {issuer!r} contains ':', which authenticator apps read as the"
-                " end of the issuer. Choose a name without it."
-            )
-        numbers = {
-            key: int(config[f"UCLOUD_2FA_{key}"])
-            for key in (
-                "CHALLENGE_LIFETIME",
-                "MAX_ATTEMPTS",
-                "BACKOFF_AFTER",
-                "BACKOFF_MAX",
-                "LOCKOUT_AFTER",
-                "LOCKOUT_DURATION",
-                "RECOVERY_CODES",
-            )
-        }
-        for key, value in numbers.items():
-            if value <= 0:
-                raise ValueError(f"UCLOUD_2FA_{key} must be positive, not {value}.")
-        return cls(
-            issuer=issuer,
-            url_prefix=config["UCLOUD_2FA_URL_PREFIX"],
-            challenge_lifetime=numbers["CHALLENGE_LIFETIME"],
-            limits=Limits(
-                max_attempts=numbers["MAX_ATTEMPTS"],
-                backoff_after=numbers["BACKOFF_AFTER"],
-                backoff_max=numbers["BACKOFF_MAX"],
-                lockout_after=numbers["LOCKOUT_AFTER"],
-                lockout_duration=numbers["LOCKOUT_DURATION"],
-            ),
-            recovery_code_count=numbers["RECOVERY_CODES"],
-            login_url=config["UCLOUD_2FA_LOGIN_URL"],
-            box=SecretBox(_encryption_keys(app)),
-        )
-
-
-def _encryption_keys(app: Flask) -> list[bytes]:
-    configured = app.config["UCLOUD_2FA_ENCRYPTION_KEYS"]
-    if configured:
-        return parse_keys(configured)
-    if not app.config.get("SECRET_KEY"):
-        raise RuntimeError(
-            "Flask-UCloud-2FA encrypts TOTP secrets and needs a key: set"
-            " UCLOUD_2FA_ENCRYPTION_KEYS to a list of Fernet keys (make one with"
-            ' python -c "from cryptography.fernet import Fernet;'
-            ' print(Fernet.generate_key().decode())"), or at least SECRET_KEY.'
-        )
-    logger.warning(
-        "UCLOUD_2FA_ENCRYPTION_KEYS is not set: TOTP secrets are encrypted under a key derived"
-        " from SECRET_KEY, so changing SECRET_KEY makes them unreadable. Set"
-        " UCLOUD_2FA_ENCRYPTION_KEYS for production."
-    )
-    return [derive_key(app.config["SECRET_KEY"], "flask-ucloud-2fa secrets")]
-
-
-def _answer_routing_errors_in_json(app: Flask, code: int, prefix: str) -> None:
-    """Answer ``code`` in UCloud's JSON shape for paths under ``prefix``.
-
-    A wrong method (``GET /auth/2fa/challenge``) or an unknown path under the prefix fails in
-    routing, before a blueprint is chosen, so the blueprint's own handler never sees it. Other
-    paths keep the app's handler for ``code``, if it registered one first, or Flask's page.
-    """
-    previous = app.error_handler_spec[None][code].get(default_exceptions[code])
-    prefix = prefix.rstrip("/")
-
-    def handle(error: HTTPException) -> ResponseReturnValue:
-        path = request.path
-        if path == prefix or path.startswith(prefix + "/"):
-            return http_error_response(error)
-        if previous is not None:
-            response: ResponseReturnValue = current_app.ensure_sync(previous)(error)
-            return response
-        return error
-
-    app.register_error_handler(code, handle)
+_MISSING = object()
 
 
 def _attribute_loader(name: str, hook: str) -> Callable[[Any], Any]:
@@ -175,14 +62,8 @@ def _attribute_loader(name: str, hook: str) -> Callable[[Any], Any]:
 
 
 class TwoFactor:
-    """UCloud-compatible TOTP two-factor authentication for a Flask auth server.
-
-    .. code-block:: python
-
-        db = SQLAlchemy()
-        require_oauth = ResourceProtector()
-        two_factor = TwoFactor(db=db, resource_protector=require_oauth)
-        two_factor.init_app(app)
+    """UCloud-compatible TOTP two-factor authentication for a Flask auth server: its routes,
+    the login step, and the facade for the integrator's own pages and administration.
 
     :param app: the app to initialise now, or ``None`` to call :meth:`init_app` later.
     :param db: the integrator's Flask-SQLAlchemy ``db``; the extension's models are defined on
@@ -191,6 +72,12 @@ class TwoFactor:
         bearer tokens for the extension's routes.
     :param scopes: scopes a token must carry to use the extension's routes, or ``None``.
     :param clock: the current time in Unix seconds; tests pass a fake one.
+    :param user_table: the integrator's user table, ``"user"`` (its ``id``) or
+        ``"user.uid"``: the extension's rows then refer to it by a foreign key with
+        ``ON DELETE CASCADE``, typed like its key, so deleting a user deletes their 2FA.
+        ``None`` stores user ids as text; call :meth:`reset` when a user is deleted.
+    :param models: the integrator's own models (subclasses of the mixins), instead of the
+        default ones.
     """
 
     def __init__(
@@ -201,19 +88,18 @@ class TwoFactor:
         resource_protector: Any,
         scopes: list[str] | None = None,
         clock: Callable[[], float] = time.time,
+        user_table: str | None = None,
+        models: TwoFactorModels | None = None,
     ) -> None:
-        self.db = db
-        self.resource_protector = resource_protector
-        self.scopes = scopes
-        self.clock = clock
-        #: The models bound to ``db``: ``Credential``, ``Challenge`` and ``RecoveryCode``.
-        self.models: Models = bind_models(db)
-        self._settings: weakref.WeakKeyDictionary[Flask, Settings] = weakref.WeakKeyDictionary()
-        self._login_completed: Callable[[CompletedLogin], ResponseReturnValue] | None = None
-        self._user_id_loader: Callable[[Any], Any] = _attribute_loader("user_id", "user_id_loader")
-        self._methods_loader: Callable[[Any], Any] = _attribute_loader(
-            "amr", "token_methods_loader"
-        )
+        self._db = db
+        self._resource_protector = resource_protector
+        self._scopes = scopes
+        self._clock = clock
+        #: The models of the extension's rows: ``Credential``, ``Challenge``, ``RecoveryCode``.
+        self.models: TwoFactorModels = models or bind_models(db, user_table)
+        self._login_completed: Callable[[LoginCompleted], ResponseReturnValue] | None = None
+        self._user_id_loader = _attribute_loader("user_id", "user_id_loader")
+        self._methods_loader = _attribute_loader("amr", "token_methods_loader")
         self._account_name_loader: Callable[[Any], str] | None = None
         if app is not None:
             self.init_app(app)
@@ -233,35 +119,28 @@ class TwoFactor:
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
         settings = Settings.from_config(app)
-        self._settings[app] = settings
-        app.extensions[EXTENSION_KEY] = self
-
-        from .cli import cli
-        from .views import blueprint
-
+        app.extensions[EXTENSION_KEY] = AppState(self, settings, weakref.ref(app))
         app.register_blueprint(blueprint, url_prefix=settings.url_prefix)
         # Also for errors raised in the app's own views: the login step, step-up checks.
         app.register_error_handler(TwoFactorError, error_response)
-        for code in (404, 405):
-            _answer_routing_errors_in_json(app, code, settings.url_prefix)
+        prefix = settings.url_prefix.rstrip("/")
+        app.before_request(lambda: routing_error(prefix))
         app.cli.add_command(cli)
 
     # -- hooks the integrator registers ---------------------------------------------------
 
     def login_completed(
-        self, f: Callable[[CompletedLogin], ResponseReturnValue]
-    ) -> Callable[[CompletedLogin], ResponseReturnValue]:
+        self, f: Callable[[LoginCompleted], ResponseReturnValue]
+    ) -> Callable[[LoginCompleted], ResponseReturnValue]:
         """Register what finishing a login means: issue tokens, set a session.
 
-        Called with a :class:`CompletedLogin` exactly once per login, after every factor
+        Called with a :class:`LoginCompleted` exactly once per login, after every factor
         succeeded; its return value is the response of the login.
 
-        The hook runs inside the transaction that spends the challenge, and the extension
-        commits after it: add what it writes (a token row) to ``db.session`` and leave the
-        commit to the extension. The login's rows and the spent challenge are then stored
-        together, in one commit, or not at all; if the hook raises, the challenge stays
-        answerable. (A hook that commits on its own works too, at the price of a second
-        commit.)
+        It runs inside the transaction that spends the challenge: add what it writes (a token
+        row) to ``db.session`` and leave the commit to the extension, so the login's rows and
+        the spent challenge are stored together or not at all. If it raises, the challenge
+        stays answerable.
         """
         self._login_completed = f
         return f
@@ -285,33 +164,20 @@ class TwoFactor:
     def load_with_token(self, token_model: Any, user_id: Any = None) -> None:
         """Load each token's 2FA state in the token's own ``SELECT``, in one round trip.
 
-        Call it once, after defining the token model your resource protector's validator
-        loads. The model gains a ``ucloud_2fa_connected`` column property (a correlated
-        subquery on the credential table's unique index), so ``GET /status`` and
-        :meth:`second_factor_required` answer from the validated token without a query of
-        their own. Without it they run one ``SELECT`` each.
-
-        .. code-block:: python
-
-            class Token(db.Model, OAuth2TokenMixin): ...
-
-            two_factor.load_with_token(Token)
+        Call it once, after defining the token model your resource protector loads. It gains a
+        ``ucloud_2fa_connected`` column property (a correlated subquery on the credential's
+        unique index), so status and step-up checks need no query of their own.
 
         :param token_model: the token model, a mapped class on the same ``db``.
         :param user_id: the column of ``token_model`` with the id :meth:`user_id_loader`
             returns; ``token_model.user_id`` by default.
         :raises RuntimeError: ``token_model`` has no ``user_id`` column and none was given.
         """
-        if user_id is None:
-            user_id = getattr(token_model, "user_id", None)
-            if user_id is None:
-                raise RuntimeError(
-                    f"{token_model.__name__} has no 'user_id' column: pass the column that holds"
-                    " the user id, as in two_factor.load_with_token(Token, Token.owner_id)."
-                )
-        setattr(token_model, CONNECTED_ATTRIBUTE, connected_property(self.models, user_id))
+        setattr(
+            token_model, CONNECTED_ATTRIBUTE, connected_property(self.models, token_model, user_id)
+        )
 
-    # -- the login step and step-up -----------------------------------------------------------
+    # -- the login step and answers ---------------------------------------------------------
 
     def login(
         self,
@@ -322,32 +188,129 @@ class TwoFactor:
     ) -> ResponseReturnValue:
         """The login step: call it from the login view once the first factor succeeded.
 
-        A user with connected 2FA gets a login challenge (``{"2fa": "<challengeId>"}``) and
-        nothing else; the ``login_completed`` hook runs once the challenge is answered. Any other
-        user's login completes at once through the same hook.
+        A user with connected 2FA gets a login challenge (``{"2fa": "<challengeId>"}``, or a
+        redirect to the challenge page for a browser) and nothing else; the ``login_completed``
+        hook runs once the challenge is answered. Any other user's login completes at once
+        through the same hook.
 
         :param user_id: the id of the user who passed the first factor.
         :param methods: the ``amr`` values of the first factor, ``["pwd"]`` by default.
         :param state: JSON-serialisable data handed back to the hook, such as where to go next.
         """
-        return login_step(self, str(user_id), methods or ["pwd"], state or {})
+        state_ = app_state()
+        return login_step(
+            self._service(),
+            state_.settings,
+            self._run_login_completed,
+            user_id,
+            methods or ["pwd"],
+            state or {},
+        )
+
+    def answer_login(
+        self, challenge_id: str, proof: Proof, *, browser_binding: str | None = None
+    ) -> ResponseReturnValue:
+        """Answer a login challenge; the ``login_completed`` hook's response.
+
+        :param browser_binding: the binding cookie of the browser the login began in (the
+            challenge page passes it; a browser's challenge needs it).
+        :raises ChallengeNotFound: unknown, expired, used or burned, or a setup challenge.
+        :raises InvalidCode: wrong or used code (with ``remaining_attempts``).
+        :raises TooManyAttempts: the user is backing off or locked out.
+        """
+        result = self._service().answer(
+            challenge_id,
+            proof,
+            kind=LOGIN,
+            setup_user=None,
+            login_completed=self._run_login_completed,
+            browser_binding=browser_binding,
+        )
+        return cast("ResponseReturnValue", result)  # a login challenge always has one
+
+    def answer_challenge(self, challenge_id: str, proof: Proof) -> ResponseReturnValue | None:
+        """Answer any challenge, as ``POST /auth/2fa/challenge`` does: a login challenge
+        completes the login (the hook's response); a setup challenge is confirmed for the user
+        of the request's bearer token (``None``).
+
+        :raises TokenRefused: a setup challenge, and no acceptable bearer token.
+        """
+        return self._service().answer(
+            challenge_id,
+            proof,
+            kind=None,
+            setup_user=lambda: self.token_user_id(self.request_token()),
+            login_completed=self._run_login_completed,
+        )
+
+    # -- setup, recovery codes, disabling ---------------------------------------------------
+
+    def start_setup(self, user_id: Any, account_name: str) -> CreatedCredentials:
+        """Start a setup: a new pending secret, its QR code, and the challenge that confirms
+        it. A pending setup of the user is replaced.
+
+        :param account_name: the name authenticator apps show next to the issuer.
+        :raises AlreadyConnected: the user has connected 2FA, which stays untouched.
+        """
+        return self._service().start_setup(user_id, account_name)
+
+    def confirm_setup(self, challenge_id: str, proof: Proof, *, user_id: Any) -> None:
+        """Confirm the setup ``challenge_id`` of ``user_id`` with the first code of the app;
+        the user's 2FA is then connected.
+
+        :raises ChallengeNotFound: unknown, expired or burned, another user's, or not a setup.
+        :raises InvalidCode: wrong code (with ``remaining_attempts``).
+        :raises InvalidRequest: a recovery code instead of a TOTP code.
+        """
+        self._service().answer(
+            challenge_id,
+            proof,
+            kind=SETUP,
+            setup_user=lambda: user_id,
+            login_completed=self._run_login_completed,
+        )
+
+    def regenerate_recovery_codes(self, user_id: Any, proof: Proof) -> list[str]:
+        """New recovery codes, for a second-factor proof; the earlier ones stop working.
+
+        :raises NotConnected: the user has no connected 2FA.
+        :raises InvalidCode: a wrong proof.
+        """
+        return self._service().regenerate_recovery_codes(user_id, proof)
+
+    def disable(self, user_id: Any, proof: Proof) -> None:
+        """Turn the user's 2FA off, for a second-factor proof.
+
+        :raises NotConnected: the user has no connected 2FA.
+        :raises InvalidCode: a wrong proof.
+        """
+        self._service().disable(user_id, proof)
+
+    def is_connected(self, user_id: Any = None, *, token: Any = None) -> bool:
+        """Whether a user has connected 2FA: give the user's id, or a validated ``token``
+        (read from the token when :meth:`load_with_token` made it carry the state, else one
+        query).
+
+        :raises ValueError: neither or both were given.
+        """
+        if (user_id is None) == (token is None):
+            raise ValueError("Pass either a user id or token=..., not both and not neither.")
+        if token is not None:
+            carried = getattr(token, CONNECTED_ATTRIBUTE, _MISSING)
+            if carried is not _MISSING:
+                return bool(carried)
+            user_id = self.token_user_id(token)
+        store = self._store()
+        return store.is_connected(store.user_key(user_id))
+
+    # -- step-up ------------------------------------------------------------------------------
 
     def second_factor_required(self, view: F) -> F:
-        """Decorate a view protected by the resource protector (put it below
-        ``@require_oauth()``): a user with connected 2FA must present a token whose login
-        used the second factor (``"otp"`` in its ``amr``), else 401
-        ``insufficient_user_authentication`` (RFC 9470)."""
+        """:func:`flask_ucloud_2fa.second_factor_required`, with this extension."""
 
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            token = g.get("authlib_server_oauth2_token")
-            if token is None:
-                raise RuntimeError(
-                    "'second_factor_required' found no validated token: put it below the"
-                    " resource protector's decorator, as in @require_oauth() then"
-                    " @two_factor.second_factor_required."
-                )
-            self.check_second_factor(token)
+            check_current_token(self)
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -355,94 +318,47 @@ class TwoFactor:
     def check_second_factor(self, token: Any) -> None:
         """Refuse a token whose login skipped the second factor its user has.
 
-        :param token: a token the resource protector validated.
         :raises InsufficientUserAuthentication: the token's user has 2FA connected and the
             token's login did not use it.
         """
         methods = self._methods_loader(token)
         if isinstance(methods, str):
             methods = methods.split()
-        if "otp" in methods:
-            return
-        if self.is_connected(token):
+        if "otp" not in methods and self.is_connected(token=token):
             raise InsufficientUserAuthentication()
 
-    def is_connected(self, token: Any) -> bool:
-        """Whether a validated token's user has connected 2FA: read from the token when
-        :meth:`load_with_token` made it carry the state, else one query."""
-        if hasattr(type(token), CONNECTED_ATTRIBUTE):
-            return bool(getattr(token, CONNECTED_ATTRIBUTE))
-        return self.service().is_connected(self.user_id(token))
+    # -- administration -----------------------------------------------------------------------
 
-    # -- used by the views, the login step and the CLI ------------------------------------------
+    def status(self, user_id: Any) -> CredentialStatus | None:
+        """The user's 2FA as an administrator sees it (never the secret), or ``None``."""
+        return admin.credential_status(self._store(), user_id, self._clock())
 
-    @property
-    def settings(self) -> Settings:
-        """The settings of the current app."""
-        return self._settings[current_app._get_current_object()]  # type: ignore[attr-defined]
+    def reset(self, user_id: Any) -> bool:
+        """Remove everything of the user's 2FA without a proof: an administrator's reset, or
+        a deleted user's data when the users live elsewhere than ``user_table``. Sends the
+        ``reset`` signal; whether there was anything to remove."""
+        return admin.reset(self._store(), user_id, self._emit)
 
-    def service(self) -> ChallengeService:
-        """The service layer, on the integrator's session, for the current app."""
-        settings = self.settings
-        return ChallengeService(
-            session=self.db.session,
-            models=self.models,
-            box=settings.box,
-            issuer=settings.issuer,
-            challenge_lifetime=settings.challenge_lifetime,
-            limits=settings.limits,
-            recovery_code_count=settings.recovery_code_count,
-            clock=self.clock,
-            emit=self.emit,
-        )
+    def rotate_keys(self) -> int:
+        """Re-encrypt every secret under the first of ``UCLOUD_2FA_ENCRYPTION_KEYS``; how
+        many. :raises UnreadableSecret: a secret no configured key decrypts."""
+        return admin.rotate_keys(self._store(), app_state().settings.box)
 
-    def emit(self, event: str, user_id: str, outcome: str, **data: Any) -> None:
-        """Send the signal of ``event`` and write its audit record."""
-        address = request.remote_addr if has_request_context() else None
-        signals.EVENTS[event].send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            user_id=user_id,
-            outcome=outcome,
-            client_address=address,
-            **data,
-        )
-        audit_logger.info(
-            "%s user_id=%s outcome=%s client_address=%s",
-            event,
-            user_id,
-            outcome,
-            address,
-            extra={
-                "event": event,
-                "user_id": user_id,
-                "outcome": outcome,
-                "client_address": address,
-                "details": data,
-            },
-        )
+    # -- bearer tokens, for the JSON routes ---------------------------------------------------
 
-    def acquire_token(self) -> Any:
-        """The request's validated bearer token, through the integrator's resource protector.
+    def request_token(self) -> Any:
+        """The request's bearer token, validated by the resource protector.
 
-        :raises TokenRefused: no token, or one the protector refused; carries Authlib's
-            ``WWW-Authenticate`` header.
+        :raises TokenRefused: no token, or one the protector refused.
         """
-        try:
-            return self.resource_protector.acquire_token(self.scopes)
-        except OAuth2Error as error:
-            raise TokenRefused(
-                status_code=error.status_code,
-                error_code=str(error.error).upper(),
-                why=error.description or Unauthorized.why,
-                headers=dict(error.get_headers()),
-            ) from None
+        return acquire_token(self._resource_protector, self._scopes)
 
-    def user_id(self, token: Any) -> str:
-        """The user id of a validated token, as text."""
-        return str(self._user_id_loader(token))
+    def token_user_id(self, token: Any) -> Any:
+        """The user id of a validated token (the ``user_id_loader`` hook)."""
+        return self._user_id_loader(token)
 
-    def account_name(self, token: Any) -> str:
-        """The account name of a validated token's user, for the otpauth URI."""
+    def token_account_name(self, token: Any) -> str:
+        """The account name of a validated token's user (the ``account_name_loader`` hook)."""
         if self._account_name_loader is None:
             raise RuntimeError(
                 "Flask-UCloud-2FA needs the account name shown in authenticator apps. Register"
@@ -450,8 +366,31 @@ class TwoFactor:
             )
         return self._account_name_loader(token)
 
-    def complete_login(self, login: CompletedLogin) -> ResponseReturnValue:
-        """Run the integrator's ``login_completed`` hook."""
+    # -- wiring -------------------------------------------------------------------------------
+
+    def _store(self) -> Store:
+        app_state()  # an app without init_app is told what to do
+        return Store(self._db.session, self.models)
+
+    def _service(self) -> TwoFactorService:
+        settings = app_state().settings
+        return TwoFactorService(
+            store=Store(self._db.session, self.models),
+            box=settings.box,
+            issuer=settings.issuer,
+            challenge_lifetime=settings.challenge_lifetime,
+            limits=settings.limits,
+            recovery_code_count=settings.recovery_code_count,
+            clock=self._clock,
+            emit=self._emit,
+        )
+
+    def _emit(self, event: str, user_id: Any, outcome: str, **data: Any) -> None:
+        app = app_state().app()
+        if app is not None:
+            signals.send(app, event, user_id, outcome, **data)
+
+    def _run_login_completed(self, login: LoginCompleted) -> ResponseReturnValue:
         if self._login_completed is None:
             raise RuntimeError(
                 "Flask-UCloud-2FA does not know how to finish a login. Register a function that"

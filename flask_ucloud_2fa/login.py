@@ -2,41 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 from typing import Any
 
 from flask import jsonify
-from flask import redirect
-from flask import request
-from flask import url_for
 from flask.typing import ResponseReturnValue
 
-from .challenges import CompletedLogin
-
-if TYPE_CHECKING:
-    from .extension import TwoFactor
-
-#: The cookie binding a browser's login challenge to that browser.
-BINDING_COOKIE = "ucloud_2fa_browser"
-
-
-def wants_html() -> bool:
-    """Whether the request is a browser's: it prefers HTML to JSON (curl's ``*/*`` does not)."""
-    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return best == "text/html"
-
-
-def csrf_token(binding: str, challenge_id: str) -> str:
-    """The challenge form's CSRF token: only the browser holding ``binding`` can make it."""
-    message = f"ucloud-2fa-form:{challenge_id}".encode()
-    return hmac.new(binding.encode("utf-8"), message, hashlib.sha256).hexdigest()
+from .browser import new_binding
+from .browser import redirect_to_challenge
+from .browser import wants_html
+from .config import Settings
+from .service import LoginCompleted
+from .service import TwoFactorService
 
 
 def login_step(
-    two_factor: TwoFactor, user_id: str, methods: list[str], state: dict[str, Any]
+    service: TwoFactorService,
+    settings: Settings,
+    login_completed: Callable[[LoginCompleted], ResponseReturnValue],
+    user_id: Any,
+    methods: list[str],
+    state: dict[str, Any],
 ) -> ResponseReturnValue:
     """A login challenge for a user with connected 2FA; otherwise the completed login.
 
@@ -44,26 +30,16 @@ def login_step(
     challenge page with a cookie that binds the challenge to them. No token, no session,
     nothing that authenticates the user exists until the challenge is answered.
     """
-    browser = wants_html()
-    binding = secrets.token_urlsafe(32) if browser else None
-    service = two_factor.service()
+    binding = new_binding() if wants_html() else None
     challenge_id = service.begin_login(user_id, methods, state, binding)
     if challenge_id is None:
-        login = CompletedLogin(
-            user_id=user_id, methods=list(methods), auth_time=int(two_factor.clock()), state=state
+        login = LoginCompleted(
+            user_id=service.store.user_key(user_id),
+            methods=list(methods),
+            auth_time=int(service.clock()),
+            state=state,
         )
-        return service.finish_login(login, two_factor.complete_login)
+        return service.finish_login(login, login_completed)
     if binding is None:
         return jsonify({"2fa": challenge_id})
-    settings = two_factor.settings
-    response = redirect(url_for("ucloud_2fa.challenge_page", challengeId=challenge_id))
-    response.set_cookie(
-        BINDING_COOKIE,
-        binding,
-        max_age=settings.challenge_lifetime,
-        path=settings.url_prefix,
-        secure=request.is_secure,
-        httponly=True,
-        samesite="Lax",
-    )
-    return response
+    return redirect_to_challenge(challenge_id, binding, settings)

@@ -1,8 +1,10 @@
 """The extension's tables, bound to the integrator's Flask-SQLAlchemy ``db``.
 
-The extension never creates its own ``SQLAlchemy()``: :func:`bind_models` defines the models on
-the ``db`` the integrator passes, once per ``db``, so ``db.create_all()`` and Flask-Migrate see
-them like any other model of the app.
+The extension never creates its own ``SQLAlchemy()``. The mixins are public, as Authlib's
+``sqla_oauth2`` mixins are: an integrator may subclass them on their own ``db.Model`` (own table
+names, own columns) and hand them to ``TwoFactor(models=...)``. Otherwise :func:`bind_models`
+defines the default models on the integrator's ``db``, once per ``db``, so ``db.create_all()``
+and Flask-Migrate see them like any other model of the app.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ class CredentialMixin:
     """A user's TOTP credential: pending until a setup challenge is answered, then connected.
 
     One row per user (``user_id`` is unique), so a second setup replaces the pending secret in
-    place and two racing setups cannot create two rows.
+    place and two racing setups cannot create two rows. ``user_id`` is text by default; a
+    subclass may declare it as a foreign key to the user table instead (it must stay unique
+    and not null), as ``TwoFactor(user_table=...)`` does for the default models.
     """
 
     __tablename__ = "ucloud_2fa_credential"
@@ -63,7 +67,11 @@ class CredentialMixin:
 
 
 class BelongsToCredential:
-    """A row of a credential, which goes when the credential goes."""
+    """A row of a credential, which goes when the credential goes.
+
+    A subclass whose credential model has a table name of its own declares ``credential_id``
+    with a foreign key to that table.
+    """
 
     @declared_attr
     def credential_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr takes the class
@@ -113,39 +121,89 @@ class RecoveryCodeMixin(BelongsToCredential):
 
 
 @dataclass(frozen=True)
-class Models:
-    """The concrete model classes bound to one ``db``."""
+class TwoFactorModels:
+    """The three model classes the extension stores its rows in.
+
+    :param Credential: a mapped subclass of :class:`CredentialMixin`.
+    :param Challenge: a mapped subclass of :class:`ChallengeMixin`.
+    :param RecoveryCode: a mapped subclass of :class:`RecoveryCodeMixin`.
+    """
 
     Credential: type[CredentialMixin]
     Challenge: type[ChallengeMixin]
     RecoveryCode: type[RecoveryCodeMixin]
 
 
-_bound: weakref.WeakKeyDictionary[Any, Models] = weakref.WeakKeyDictionary()
+_bound: weakref.WeakKeyDictionary[Any, tuple[str | None, TwoFactorModels]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def bind_models(db: Any) -> Models:
-    """The models on ``db.Model``, defined on the first call for a given ``db``."""
-    models = _bound.get(db)
-    if models is None:
-        credential = type("TwoFactorCredential", (CredentialMixin, db.Model), {})
-        challenge = type("TwoFactorChallenge", (ChallengeMixin, db.Model), {})
-        recovery = type("TwoFactorRecoveryCode", (RecoveryCodeMixin, db.Model), {})
-        models = _bound[db] = Models(
-            Credential=credential, Challenge=challenge, RecoveryCode=recovery
+def bind_models(db: Any, user_table: str | None = None) -> TwoFactorModels:
+    """The default models on ``db.Model``, defined on the first call for a given ``db``.
+
+    :param user_table: ``"table"`` or ``"table.column"`` (``.id`` by default): the
+        ``user_id`` columns become foreign keys to it with ``ON DELETE CASCADE``, typed like
+        it, so deleting a user deletes their 2FA. ``None`` keeps user ids as text.
+    :raises RuntimeError: the models of ``db`` were defined with another ``user_table``.
+    """
+    found = _bound.get(db)
+    if found is not None:
+        if found[0] != user_table:
+            raise RuntimeError(
+                f"Flask-UCloud-2FA's models are already defined on this db with"
+                f" user_table={found[0]!r}, not {user_table!r}: create one TwoFactor per db,"
+                " or pass the same user_table to each."
+            )
+        return found[1]
+    credential_columns: dict[str, Any] = {}
+    challenge_columns: dict[str, Any] = {}
+    if user_table is not None:
+        target = user_table if "." in user_table else f"{user_table}.id"
+        # No type: SQLAlchemy copies the type of the user's key once that table is defined.
+        credential_columns["user_id"] = mapped_column(
+            ForeignKey(target, ondelete="CASCADE"), unique=True, nullable=False
         )
+        challenge_columns["user_id"] = mapped_column(
+            ForeignKey(target, ondelete="CASCADE"), nullable=False, index=True
+        )
+    models = TwoFactorModels(
+        Credential=type("TwoFactorCredential", (CredentialMixin, db.Model), credential_columns),
+        Challenge=type("TwoFactorChallenge", (ChallengeMixin, db.Model), challenge_columns),
+        RecoveryCode=type("TwoFactorRecoveryCode", (RecoveryCodeMixin, db.Model), {}),
+    )
+    _bound[db] = (user_table, models)
     return models
 
 
-def connected_property(models: Models, user_id: Any) -> ColumnProperty[bool | None]:
+def user_id_type(models: TwoFactorModels) -> type:
+    """The Python type of user ids in ``models``: ``str`` for text, else the type of the
+    user table's key."""
+    column = models.Credential.__table__.c.user_id  # type: ignore[attr-defined]
+    python_type: type = column.type.python_type
+    return python_type
+
+
+def connected_property(
+    models: TwoFactorModels, token_model: Any, user_id: Any = None
+) -> ColumnProperty[bool | None]:
     """A column property for the integrator's token model: whether the token's user has a
     connected credential, loaded by the token's own ``SELECT`` as a correlated subquery on the
     credential's unique ``user_id`` index. ``None`` when the user has no credential at all.
 
-    :param user_id: the token model's column (or SQL expression) holding the user id.
+    :param user_id: the token model's column (or SQL expression) holding the user id;
+        ``token_model.user_id`` by default.
+    :raises RuntimeError: ``token_model`` has no ``user_id`` column and none was given.
     """
+    if user_id is None:
+        user_id = getattr(token_model, "user_id", None)
+        if user_id is None:
+            raise RuntimeError(
+                f"{token_model.__name__} has no 'user_id' column: pass the column that holds"
+                " the user id, as in two_factor.load_with_token(Token, Token.owner_id)."
+            )
     credential = models.Credential.__table__  # type: ignore[attr-defined]
-    if not isinstance(user_id.type, String):
+    if isinstance(credential.c.user_id.type, String) and not isinstance(user_id.type, String):
         # Ids are stored as text; the cast is on the token's side, so the index still serves.
         user_id = cast(user_id, String(255))
     return column_property(

@@ -9,7 +9,13 @@ written as an audit record to the ``flask_ucloud_2fa.audit`` logger.
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from blinker import Namespace
+from flask import Flask
+from flask import has_request_context
+from flask import request
 
 _signals = Namespace()
 
@@ -29,7 +35,8 @@ recovery_code_used = _signals.signal("ucloud-2fa-recovery-code-used")
 recovery_codes_generated = _signals.signal("ucloud-2fa-recovery-codes-generated")
 #: A user disabled 2FA with a second-factor proof.
 disabled = _signals.signal("ucloud-2fa-disabled")
-#: An administrator reset a user's 2FA.
+#: A user's 2FA was removed without a proof: an administrator's reset, or the integrator's
+#: call for a deleted user (``TwoFactor.reset``).
 reset = _signals.signal("ucloud-2fa-reset")
 
 EVENTS = {
@@ -43,3 +50,28 @@ EVENTS = {
     "disabled": disabled,
     "reset": reset,
 }
+
+#: One record per decision: ``event``, ``user_id``, ``outcome``, ``client_address``, never a
+#: secret or a code.
+audit_logger = logging.getLogger("flask_ucloud_2fa.audit")
+
+
+def send(app: Flask, event: str, user_id: Any, outcome: str, **data: Any) -> None:
+    """Send the signal of ``event`` from ``app`` and write its audit record."""
+    user_id = str(user_id)
+    address = request.remote_addr if has_request_context() else None
+    EVENTS[event].send(app, user_id=user_id, outcome=outcome, client_address=address, **data)
+    audit_logger.info(
+        "%s user_id=%s outcome=%s client_address=%s",
+        event,
+        user_id,
+        outcome,
+        address,
+        extra={
+            "event": event,
+            "user_id": user_id,
+            "outcome": outcome,
+            "client_address": address,
+            "details": data,
+        },
+    )

@@ -7,7 +7,7 @@ parameters (``:name`` below); the service passes the values. Rarer statements (r
 administration) are built where they are used.
 
 Each statement that decides a race is a single conditional statement, so the database, not
-process memory, decides who wins (see :mod:`.challenges`).
+process memory, decides who wins (see :mod:`.service`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
 from .models import SETUP
-from .models import Models
+from .models import TwoFactorModels
 
 #: Expired challenges removed by each new challenge, at most.
 EXPIRED_BATCH = 100
@@ -41,7 +41,7 @@ _UPSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.in
 
 @dataclass(frozen=True)
 class Statements:
-    """The statements for the tables of one :class:`~.models.Models` on one dialect."""
+    """The statements for the tables of one :class:`~.models.TwoFactorModels` on one dialect."""
 
     #: ``connected`` of the credential of ``:user_id`` (no row: no credential).
     is_connected: Executable
@@ -77,7 +77,7 @@ class Statements:
 
     @staticmethod
     @functools.cache
-    def of(models: Models, dialect: str) -> Statements:
+    def of(models: TwoFactorModels, dialect: str) -> Statements:
         """The statements for ``models`` on ``dialect`` (``"postgresql"`` or ``"sqlite"``).
 
         :raises RuntimeError: another dialect.

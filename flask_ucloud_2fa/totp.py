@@ -22,6 +22,8 @@ VALID_WINDOW = 1
 SECRET_BYTES = 20
 
 _SIX_DIGITS = re.compile(r"[0-9]{6}")
+#: Longer text is not looked at: a code with any amount of padding is still a short string.
+MAX_CODE_TEXT = 64
 
 
 def new_secret() -> str:
@@ -45,14 +47,17 @@ def normalize_code(value: object) -> str | None:
     """The six-digit code in ``value``, or ``None`` when it is not one.
 
     Accepts a JSON integer 0..999999 (zero-padded: ``12345`` is ``"012345"``) or a string of
-    exactly six ASCII digits. Booleans, floats and everything else are refused.
+    exactly six ASCII digits, surrounding whitespace ignored (people paste codes with it, and
+    UCloud's own server trims). Booleans, floats, inner spaces, other digits and everything else
+    are refused.
     """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return f"{value:06d}" if 0 <= value <= 999_999 else None
-    if isinstance(value, str) and _SIX_DIGITS.fullmatch(value):
-        return value
+    if isinstance(value, str) and len(value) <= MAX_CODE_TEXT:
+        code = value.strip()
+        return code if _SIX_DIGITS.fullmatch(code) else None
     return None
 
 

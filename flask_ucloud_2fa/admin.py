@@ -1,0 +1,77 @@
+"""Administration: a user's 2FA as an administrator sees it, resetting it, rotating keys.
+
+The facade's ``status``, ``reset`` and ``rotate_keys`` and the ``flask ucloud-2fa`` commands
+call these. Rules, no HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .crypto import SecretBox
+from .service import Emit
+from .store import Store
+
+#: Credentials re-encrypted per transaction by :func:`rotate_keys`.
+ROTATION_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class CredentialStatus:
+    """An administrator's view of a user's 2FA, without the secret."""
+
+    user_id: Any
+    connected: bool
+    created_at: datetime
+    connected_at: datetime | None
+    failures: int
+    blocked_until: datetime | None
+    recovery_codes_left: int
+    pending_challenges: int
+
+
+def credential_status(store: Store, user_id: Any, now: float) -> CredentialStatus | None:
+    """The user's 2FA as an administrator sees it, or ``None`` without a credential."""
+    user_id = store.user_key(user_id)
+    credential = store.credential(user_id)
+    if credential is None:
+        return None
+    return CredentialStatus(
+        user_id=user_id,
+        connected=credential.connected,
+        created_at=credential.created_at,
+        connected_at=credential.connected_at,
+        failures=credential.failures,
+        blocked_until=credential.blocked_until,
+        recovery_codes_left=store.count_recovery_codes(credential.id),
+        pending_challenges=store.count_live_challenges(user_id, now),
+    )
+
+
+def reset(store: Store, user_id: Any, emit: Emit) -> bool:
+    """Remove everything of the user's 2FA: credential, challenges, recovery codes, back-off.
+    Whether there was anything to remove; only then the ``reset`` signal is sent."""
+    user_id = store.user_key(user_id)
+    with store.transaction():
+        removed = store.delete_user(user_id)
+    if removed:
+        emit("reset", user_id, "success")
+    return removed
+
+
+def rotate_keys(store: Store, box: SecretBox) -> int:
+    """Re-encrypt every secret under the newest key, committing each batch; how many were
+    re-encrypted.
+
+    :raises UnreadableSecret: a secret no configured key decrypts; its batch is not kept, the
+        batches before it are, and a second run after fixing the keys finishes the job.
+    """
+    rotated = 0
+    for batch in store.credential_batches(ROTATION_BATCH):
+        with store.transaction():
+            for credential_id, encrypted in batch:
+                store.reencrypt(credential_id, box.rotate(encrypted))
+        rotated += len(batch)
+    return rotated

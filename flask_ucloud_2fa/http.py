@@ -1,0 +1,246 @@
+"""The JSON routes, and the one renderer of the extension's errors: HTTP in, a facade call,
+JSON out. No rules live here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from typing import Any
+
+from authlib.oauth2 import OAuth2Error
+from flask import Blueprint
+from flask import Response
+from flask import current_app
+from flask import jsonify
+from flask import request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from .config import app_state
+from .errors import InsufficientUserAuthentication
+from .errors import InvalidCode
+from .errors import InvalidRequest
+from .errors import TokenRefused
+from .errors import TooManyAttempts
+from .errors import TwoFactorError
+from .openapi import openapi_document
+from .proofs import proof_from_json
+
+if TYPE_CHECKING:
+    from .extension import TwoFactor
+
+blueprint = Blueprint("ucloud_2fa", __name__, template_folder="templates")
+
+#: Longer than any challenge id the extension makes (43 characters); bounds the work per request.
+MAX_CHALLENGE_ID_LENGTH = 128
+
+#: ``errorCode`` of Werkzeug's errors, by status: fixed, whatever their reason phrases say.
+HTTP_ERROR_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    408: "REQUEST_TIMEOUT",
+    409: "CONFLICT",
+    411: "LENGTH_REQUIRED",
+    413: "REQUEST_ENTITY_TOO_LARGE",
+    414: "REQUEST_URI_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "TOO_MANY_REQUESTS",
+    431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
+    500: "INTERNAL_SERVER_ERROR",
+    501: "NOT_IMPLEMENTED",
+    502: "BAD_GATEWAY",
+    503: "SERVICE_UNAVAILABLE",
+    504: "GATEWAY_TIMEOUT",
+}
+
+#: ``errorCode`` of the resource protector's (Authlib's) errors, by their OAuth ``error``.
+TOKEN_ERROR_CODES = {
+    "missing_authorization": "MISSING_AUTHORIZATION",
+    "unsupported_token_type": "UNSUPPORTED_TOKEN_TYPE",
+    "invalid_token": "INVALID_TOKEN",
+    "insufficient_scope": "INSUFFICIENT_SCOPE",
+    "invalid_request": "INVALID_REQUEST",
+}
+
+
+# -- the renderer ------------------------------------------------------------------------------
+
+
+def error_response(error: TwoFactorError) -> Response:
+    """``error`` as UCloud answers errors: ``{"statusCode", "why", "errorCode"}``, with
+    ``remainingAttempts`` and ``retryAfter`` where they apply, its status, and the standard
+    headers (``Retry-After``, ``WWW-Authenticate``).
+
+    The extension registers it for :class:`TwoFactorError` on the app, so errors raised in the
+    app's own views (the login step, step-up checks) are answered in this shape too; an app can
+    raise its own subclasses, or call it to answer in the same shape.
+    """
+    body: dict[str, Any] = {
+        "statusCode": error.status_code,
+        "why": error.why,
+        "errorCode": error.error_code,
+    }
+    headers: dict[str, str] = {}
+    if isinstance(error, InvalidCode) and error.remaining_attempts is not None:
+        body["remainingAttempts"] = error.remaining_attempts
+    retry_after = getattr(error, "retry_after", None)
+    if isinstance(error, (InvalidCode, TooManyAttempts)) and retry_after is not None:
+        body["retryAfter"] = retry_after
+        headers["Retry-After"] = str(retry_after)
+    if isinstance(error, TokenRefused) and error.www_authenticate:
+        headers["WWW-Authenticate"] = error.www_authenticate
+    if isinstance(error, InsufficientUserAuthentication):
+        headers["WWW-Authenticate"] = (
+            f'Bearer error="insufficient_user_authentication", error_description="{error.why}"'
+        )
+    response = jsonify(body)
+    response.status_code = error.status_code
+    response.headers.update(headers)
+    return response
+
+
+def http_error_response(error: HTTPException) -> Response:
+    """One of Werkzeug's errors (a 405 with its ``Allow``, a 413, ...) in the same shape."""
+    status = error.code or 500
+    rendered = TwoFactorError(error.description or error.name)
+    rendered.status_code = status
+    rendered.error_code = HTTP_ERROR_CODES.get(status, f"HTTP_{status}")
+    response = error_response(rendered)
+    response.headers.update(
+        (name, value) for name, value in error.get_headers() if name.lower() != "content-type"
+    )
+    return response
+
+
+def acquire_token(resource_protector: Any, scopes: list[str] | None) -> Any:
+    """The request's bearer token, validated by the integrator's resource protector.
+
+    :raises TokenRefused: no token, or one the protector refused; with the protector's status,
+        error and ``WWW-Authenticate`` challenge.
+    """
+    try:
+        return resource_protector.acquire_token(scopes)
+    except OAuth2Error as error:
+        challenge = dict(error.get_headers()).get("WWW-Authenticate")
+        raise TokenRefused(
+            error.description or None,
+            status_code=error.status_code,
+            error_code=TOKEN_ERROR_CODES.get(str(error.error), TokenRefused.error_code),
+            www_authenticate=challenge,
+        ) from None
+
+
+# -- the routes --------------------------------------------------------------------------------
+
+
+def _two_factor() -> TwoFactor:
+    extension: TwoFactor = app_state().extension
+    return extension
+
+
+@blueprint.get("/openapi.json")
+def openapi() -> ResponseReturnValue:
+    """The OpenAPI 3.1 document of these routes, under this app's prefix."""
+    return jsonify(openapi_document(app_state().settings.url_prefix))
+
+
+@blueprint.get("/status")
+def status() -> ResponseReturnValue:
+    """``GET /auth/2fa/status``: ``{"connected": bool}`` for the token's user."""
+    two_factor = _two_factor()
+    return jsonify({"connected": two_factor.is_connected(token=two_factor.request_token())})
+
+
+@blueprint.post("")
+def create_credentials() -> ResponseReturnValue:
+    """``POST /auth/2fa``: a new pending secret, its QR code and the challenge confirming it."""
+    two_factor = _two_factor()
+    token = two_factor.request_token()
+    created = two_factor.start_setup(
+        two_factor.token_user_id(token), two_factor.token_account_name(token)
+    )
+    return jsonify(
+        {
+            "otpAuthUri": created.otp_auth_uri,
+            "qrCodeB64Data": created.qr_code_b64_data,
+            "secret": created.secret,
+            "challengeId": created.challenge_id,
+        }
+    )
+
+
+@blueprint.post("/challenge")
+def answer_challenge() -> ResponseReturnValue:
+    """``POST /auth/2fa/challenge``: answer a setup challenge (with a token) or a login one
+    (with a TOTP ``verificationCode`` or a ``recoveryCode``)."""
+    body = json_object()
+    challenge_id = body.get("challengeId")
+    if not isinstance(challenge_id, str) or not 0 < len(challenge_id) <= MAX_CHALLENGE_ID_LENGTH:
+        raise InvalidRequest("challengeId must be the challenge id string you were given.")
+    result = _two_factor().answer_challenge(challenge_id, proof_from_json(body))
+    if result is None:
+        return jsonify({})
+    return current_app.make_response(result)
+
+
+@blueprint.post("/recovery-codes")
+def regenerate_recovery_codes() -> ResponseReturnValue:
+    """``POST /auth/2fa/recovery-codes``: new recovery codes, shown once, for a second-factor
+    proof (``verificationCode`` or ``recoveryCode``); the earlier codes stop working."""
+    two_factor = _two_factor()
+    user_id = two_factor.token_user_id(two_factor.request_token())
+    codes = two_factor.regenerate_recovery_codes(user_id, proof_from_json(json_object()))
+    return jsonify({"recoveryCodes": codes})
+
+
+@blueprint.post("/disable")
+def disable() -> ResponseReturnValue:
+    """``POST /auth/2fa/disable``: remove the user's 2FA, for a second-factor proof."""
+    two_factor = _two_factor()
+    user_id = two_factor.token_user_id(two_factor.request_token())
+    two_factor.disable(user_id, proof_from_json(json_object()))
+    return jsonify({})
+
+
+def json_object() -> dict[str, Any]:
+    """The request body as a JSON object, whatever its Content-Type (UCloud's own curl
+    examples send a malformed one).
+
+    :raises InvalidRequest: the body is not a JSON object.
+    """
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    return body
+
+
+@blueprint.after_request
+def _no_store(response: Response) -> Response:
+    # Secrets, QR codes and tokens must not sit in caches.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> Response:
+    # Werkzeug's errors inside the blueprint (413, ...) in the same JSON shape as ours.
+    return http_error_response(error)
+
+
+def routing_error(prefix: str) -> Response | None:
+    """Before any view: a wrong method (``GET /auth/2fa/challenge``) or an unknown path under
+    ``prefix``, in UCloud's JSON shape; ``None`` for every other request.
+
+    Such a request fails in routing, before a blueprint is chosen, so no handler of the
+    blueprint sees it; the app's own handlers keep every other path.
+    """
+    error = request.routing_exception
+    if not isinstance(error, HTTPException) or error.code not in (404, 405):
+        return None
+    path = request.path
+    if path == prefix or path.startswith(prefix + "/"):
+        return http_error_response(error)
+    return None

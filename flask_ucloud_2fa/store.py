@@ -1,0 +1,300 @@
+"""The store: every SQL statement the extension runs, and its one transaction helper.
+
+Knows SQL and the tables, no rules: it answers what is stored and changes it as told, and the
+service decides. Dialect branches live here and in :mod:`.statements` only. Every statement
+that decides a race is a single conditional statement, so the database, not process memory,
+decides who wins (see :mod:`.service`). Statements that lock take the credential row before any
+challenge or recovery-code row, in every path, so two transactions never wait in a cycle.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+from typing import Any
+from typing import cast
+
+from sqlalchemy import CursorResult
+from sqlalchemy import Executable
+from sqlalchemy import Row
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import insert
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from .crypto import sha256_hex
+from .models import TwoFactorModels
+from .models import user_id_type
+from .statements import Statements
+
+#: 256 bits from the CSPRNG, URL-safe base64 (43 characters).
+CHALLENGE_ID_BYTES = 32
+
+
+def utc(timestamp: float) -> datetime:
+    """Unix seconds as the stored form of a time: naive UTC (SQLite has no time zones, and both
+    databases then compare the same values)."""
+    return datetime.fromtimestamp(timestamp, timezone.utc).replace(tzinfo=None)
+
+
+def hash_challenge_id(challenge_id: str) -> str:
+    """The stored form of a challenge id: its SHA-256, hex-encoded."""
+    return sha256_hex(challenge_id)
+
+
+class Store:
+    """The extension's rows, on the integrator's session.
+
+    :param session: the integrator's ``db.session``.
+    :param models: the models bound to the integrator's ``db``.
+    """
+
+    def __init__(self, session: Session, models: TwoFactorModels) -> None:
+        self.session = session
+        self.models = models
+
+    @functools.cached_property
+    def statements(self) -> Statements:
+        """The prebuilt statements for these models on the session's database.
+
+        :raises RuntimeError: a database other than PostgreSQL or SQLite.
+        """
+        bind = self.session.get_bind(mapper=self.models.Credential)
+        return Statements.of(self.models, bind.dialect.name)
+
+    def user_key(self, user_id: Any) -> Any:
+        """``user_id`` as the column stores it: text by default, or the user table's key type.
+
+        :raises ValueError: ``user_id`` cannot be one.
+        """
+        python_type = user_id_type(self.models)
+        if isinstance(user_id, python_type):
+            return user_id
+        try:
+            return python_type(user_id)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{user_id!r} is not a user id of this app's user table ({python_type.__name__})."
+            ) from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Commit what the block did, or roll it all back if it raises."""
+        try:
+            yield
+        except BaseException:
+            self.session.rollback()
+            raise
+        self.session.commit()
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def is_connected(self, user_id: Any) -> bool:
+        """Whether ``user_id`` has a connected credential. One query."""
+        connected = self.session.execute(
+            self.statements.is_connected, {"user_id": user_id}
+        ).scalar_one_or_none()
+        return bool(connected)
+
+    def answer_row(self, challenge_id: str) -> Row[Any] | None:
+        """The challenge joined to its credential: all an answer needs, in one query."""
+        return self.session.execute(
+            self.statements.answer_row, {"id_hash": hash_challenge_id(challenge_id)}
+        ).one_or_none()
+
+    def connected_credential(self, user_id: Any) -> Any:
+        """``user_id``, ``credential_id``, ``encrypted_secret``, ``failures`` and
+        ``blocked_until`` of the user's connected credential, or ``None``."""
+        credential = self.models.Credential
+        return self.session.execute(
+            select(
+                credential.user_id,
+                credential.id.label("credential_id"),
+                credential.encrypted_secret,
+                credential.failures,
+                credential.blocked_until,
+            ).where(credential.user_id == user_id, credential.connected.is_(True))
+        ).one_or_none()
+
+    def credential(self, user_id: Any) -> Any:
+        """The user's credential row (the model instance), or ``None``."""
+        credential = self.models.Credential
+        return self.session.execute(
+            select(credential).where(credential.user_id == user_id)
+        ).scalar_one_or_none()
+
+    def count_recovery_codes(self, credential_id: int) -> int:
+        recovery = self.models.RecoveryCode
+        count: int = self.session.execute(
+            select(func.count()).where(recovery.credential_id == credential_id)
+        ).scalar_one()
+        return count
+
+    def count_live_challenges(self, user_id: Any, now: float) -> int:
+        challenge = self.models.Challenge
+        count: int = self.session.execute(
+            select(func.count()).where(
+                challenge.user_id == user_id, challenge.expires_at > utc(now)
+            )
+        ).scalar_one()
+        return count
+
+    def credential_batches(self, size: int) -> Iterator[list[tuple[int, str]]]:
+        """Every credential's id and encrypted secret, in batches of ``size`` by id."""
+        credential = self.models.Credential
+        last_id = 0
+        while True:
+            batch = [
+                (row.id, row.encrypted_secret)
+                for row in self.session.execute(
+                    select(credential.id, credential.encrypted_secret)
+                    .where(credential.id > last_id)
+                    .order_by(credential.id)
+                    .limit(size)
+                )
+            ]
+            if not batch:
+                return
+            yield batch
+            last_id = batch[-1][0]
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def store_pending_secret(self, user_id: Any, encrypted: str, now: float) -> int | None:
+        """Insert or replace the user's pending secret; the credential row's id, or ``None``
+        when the credential is connected (which stays untouched)."""
+        credential_id = self.session.execute(
+            self.statements.store_pending_secret,
+            {"user_id": user_id, "encrypted_secret": encrypted, "created_at": utc(now)},
+        ).scalar_one_or_none()
+        return None if credential_id is None else int(credential_id)
+
+    def delete_setup_challenges(self, user_id: Any) -> None:
+        self.session.execute(self.statements.delete_setup_challenges, {"user_id": user_id})
+
+    def insert_challenge(
+        self,
+        *,
+        kind: str,
+        user_id: Any,
+        credential_id: int,
+        now: float,
+        lifetime: int,
+        login_context: str | None = None,
+        browser_binding: str | None = None,
+    ) -> str:
+        """Store a new challenge, clearing a batch of expired ones (an index range, no table
+        scan); the new challenge's id, which is stored only hashed."""
+        statements = self.statements
+        self.session.execute(statements.delete_expired_challenges, {"now": utc(now)})
+        challenge_id = secrets.token_urlsafe(CHALLENGE_ID_BYTES)
+        binding = None if browser_binding is None else sha256_hex(browser_binding)
+        self.session.execute(
+            statements.insert_challenge,
+            {
+                "id_hash": hash_challenge_id(challenge_id),
+                "kind": kind,
+                "user_id": user_id,
+                "credential_id": credential_id,
+                "expires_at": utc(now) + timedelta(seconds=lifetime),
+                "attempts": 0,
+                "login_context": login_context,
+                "browser_binding": binding,
+            },
+        )
+        return challenge_id
+
+    def spend_challenge(self, challenge_id: str, now: float) -> bool:
+        """Delete the challenge if it has not expired; whether this call did (one answer
+        wins)."""
+        return 1 == self._rowcount(
+            self.statements.spend_challenge,
+            {"id_hash": hash_challenge_id(challenge_id), "now": utc(now)},
+        )
+
+    def spend_step(self, credential_id: int, step: int, now: float, *, connecting: bool) -> bool:
+        """Mark ``step`` used on the credential (connecting it, for a setup) and clear its
+        failures, if the step is newer than its last; whether it was."""
+        statements = self.statements
+        return 1 == self._rowcount(
+            statements.connect_step if connecting else statements.spend_step,
+            {"credential_id": credential_id, "step": step, "now": utc(now)},
+        )
+
+    def spend_recovery_code(self, credential_id: int, code_hashes: list[str]) -> bool:
+        """Delete the credential's recovery code with one of ``code_hashes`` and clear the
+        credential's failures; whether a code matched."""
+        credential, recovery = self.models.Credential, self.models.RecoveryCode
+        # The credential row first, as everywhere, then the code.
+        self.session.execute(
+            update(credential)
+            .where(credential.id == credential_id, credential.connected.is_(True))
+            .values(failures=0, blocked_until=None)
+        )
+        return 1 == self._rowcount(
+            delete(recovery).where(
+                recovery.credential_id == credential_id, recovery.code_hash.in_(code_hashes)
+            )
+        )
+
+    def count_failure(self, credential_id: int) -> int | None:
+        """Count a wrong answer on the credential; the failures so far, or ``None`` when the
+        credential is gone."""
+        failures: int | None = self.session.execute(
+            self.statements.count_failure, {"credential_id": credential_id}
+        ).scalar_one_or_none()
+        return failures
+
+    def block_until(self, credential_id: int, until: float) -> None:
+        """Refuse the credential's answers until ``until``, unless it already is for longer."""
+        self.session.execute(
+            self.statements.block_until, {"credential_id": credential_id, "until": utc(until)}
+        )
+
+    def count_attempt(self, challenge_id: str, now: float) -> int | None:
+        """Count a wrong answer on the challenge; the attempts so far, or ``None`` when it is
+        gone or expired."""
+        attempts: int | None = self.session.execute(
+            self.statements.count_attempt,
+            {"challenge_hash": hash_challenge_id(challenge_id), "now": utc(now)},
+        ).scalar_one_or_none()
+        return attempts
+
+    def replace_recovery_codes(self, credential_id: int, code_hashes: list[str]) -> None:
+        recovery = self.models.RecoveryCode
+        self.session.execute(delete(recovery).where(recovery.credential_id == credential_id))
+        self.session.execute(
+            insert(recovery),
+            [{"credential_id": credential_id, "code_hash": code} for code in code_hashes],
+        )
+
+    def delete_user(self, user_id: Any) -> bool:
+        """Delete the user's credential with its challenges and recovery codes (explicitly:
+        SQLite enforces no ``ON DELETE CASCADE`` without ``PRAGMA foreign_keys``); whether a
+        credential existed."""
+        credential, challenge = self.models.Credential, self.models.Challenge
+        recovery = self.models.RecoveryCode
+        ids = select(credential.id).where(credential.user_id == user_id).scalar_subquery()
+        self.session.execute(delete(recovery).where(recovery.credential_id.in_(ids)))
+        self.session.execute(delete(challenge).where(challenge.user_id == user_id))
+        return 1 == self._rowcount(delete(credential).where(credential.user_id == user_id))
+
+    def reencrypt(self, credential_id: int, encrypted: str) -> None:
+        credential = self.models.Credential
+        self.session.execute(
+            update(credential)
+            .where(credential.id == credential_id)
+            .values(encrypted_secret=encrypted)
+        )
+
+    def _rowcount(self, statement: Executable, parameters: dict[str, Any] | None = None) -> int:
+        """Run an UPDATE or DELETE; how many rows it matched."""
+        result = cast("CursorResult[Any]", self.session.execute(statement, parameters))
+        return result.rowcount
