@@ -23,7 +23,7 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-# The performance figures of docs/performance.rst (issue 5), each script adding its section to
+# The performance figures of docs/performance.rst, each script adding its section to
 # bench/results.json: in process, over HTTP, at a million users, beside Flask-Security-Too.
 # BENCH_ARGS=--quick runs them all in about a minute. PostgreSQL and wrk are used when present.
 bench: install $(VENV)/.bench-installed
