@@ -5,8 +5,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import warnings
+
+from sqlalchemy.exc import SAWarning
 
 sys.path.insert(0, os.path.abspath(".."))
+
+# autodoc reads every attribute of the model mixins, which are not mapped classes themselves.
+warnings.filterwarnings("ignore", "Unmanaged access of declarative attribute", SAWarning)
 
 project = "Flask-UCloud-2FA"
 author = "Flask-UCloud-2FA contributors"
