@@ -20,7 +20,17 @@ ROTATION_BATCH = 1000
 
 @dataclass(frozen=True)
 class CredentialStatus:
-    """An administrator's view of a user's 2FA, without the secret."""
+    """An administrator's view of a user's 2FA, without the secret.
+
+    :param user_id: the user.
+    :param connected: whether a setup was confirmed (else one is pending).
+    :param created_at: when the current secret was made, in naive UTC.
+    :param connected_at: when it was confirmed, or ``None``.
+    :param failures: consecutive wrong answers since the last right one.
+    :param blocked_until: no answer is looked at before this time (back-off or lock-out).
+    :param recovery_codes_left: unused recovery codes.
+    :param pending_challenges: challenges that can still be answered.
+    """
 
     user_id: Any
     connected: bool

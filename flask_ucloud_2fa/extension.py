@@ -14,6 +14,7 @@ from flask import Flask
 from flask.typing import ResponseReturnValue
 
 from . import admin
+from . import browser  # noqa: F401 - puts the challenge page on the blueprint
 from . import signals
 from .admin import CredentialStatus
 from .cli import cli
@@ -197,10 +198,9 @@ class TwoFactor:
         :param methods: the ``amr`` values of the first factor, ``["pwd"]`` by default.
         :param state: JSON-serialisable data handed back to the hook, such as where to go next.
         """
-        state_ = app_state()
         return login_step(
             self._service(),
-            state_.settings,
+            app_state().settings,
             self._run_login_completed,
             user_id,
             methods or ["pwd"],
@@ -340,8 +340,9 @@ class TwoFactor:
         return admin.reset(self._store(), user_id, self._emit)
 
     def rotate_keys(self) -> int:
-        """Re-encrypt every secret under the first of ``UCLOUD_2FA_ENCRYPTION_KEYS``; how
-        many. :raises UnreadableSecret: a secret no configured key decrypts."""
+        """Re-encrypt every secret under the first of ``UCLOUD_2FA_ENCRYPTION_KEYS``; how many.
+
+        :raises UnreadableSecret: a secret no configured key decrypts."""
         return admin.rotate_keys(self._store(), app_state().settings.box)
 
     # -- bearer tokens, for the JSON routes ---------------------------------------------------

@@ -58,11 +58,14 @@ HTTP_ERROR_CODES = {
 
 #: ``errorCode`` of the resource protector's (Authlib's) errors, by their OAuth ``error``.
 TOKEN_ERROR_CODES = {
-    "missing_authorization": "MISSING_AUTHORIZATION",
-    "unsupported_token_type": "UNSUPPORTED_TOKEN_TYPE",
-    "invalid_token": "INVALID_TOKEN",
-    "insufficient_scope": "INSUFFICIENT_SCOPE",
-    "invalid_request": "INVALID_REQUEST",
+    error: error.upper()
+    for error in (
+        "missing_authorization",
+        "unsupported_token_type",
+        "invalid_token",
+        "insufficient_scope",
+        "invalid_request",
+    )
 }
 
 

@@ -180,7 +180,14 @@ def user_id_type(models: TwoFactorModels) -> type:
     """The Python type of user ids in ``models``: ``str`` for text, else the type of the
     user table's key."""
     column = models.Credential.__table__.c.user_id  # type: ignore[attr-defined]
-    python_type: type = column.type.python_type
+    try:
+        python_type: type = column.type.python_type
+    except NotImplementedError:  # a foreign key whose table was never defined
+        raise RuntimeError(
+            f"The user table that Flask-UCloud-2FA's user_id refers to ({column.foreign_keys})"
+            " is not defined on this db: pass TwoFactor(user_table=...) the name of your user"
+            " model's table."
+        ) from None
     return python_type
 
 

@@ -83,7 +83,13 @@ class Limits:
 @dataclass(frozen=True)
 class CreatedCredentials:
     """A started setup: UCloud's ``Create2FACredentialsResponse``, answered by
-    ``POST /auth/2fa``."""
+    ``POST /auth/2fa``.
+
+    :param otp_auth_uri: the ``otpauth://`` URI authenticator apps read.
+    :param qr_code_b64_data: a PNG of its QR code, as a ``data:`` URI for an ``<img>``.
+    :param secret: the base32 secret, for typing into an app by hand.
+    :param challenge_id: the setup challenge that the first code confirms.
+    """
 
     otp_auth_uri: str = field(repr=False)
     qr_code_b64_data: str = field(repr=False)
