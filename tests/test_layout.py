@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,56 @@ def test_error_codes_are_the_wire_formats() -> None:
     assert {name: (cls.status_code, cls.error_code) for name, cls in classes.items()} == (
         ERROR_CODES
     )
+
+
+# -- the documented surface, and the code that must use only it ---------------------------------
+
+REPO = PACKAGE.parent
+
+
+def _public_members() -> set[str]:
+    from flask_ucloud_2fa import TwoFactor
+
+    return {name for name in vars(TwoFactor) if not name.startswith("_")} | {"models"}
+
+
+def test_the_reference_documents_exactly_the_exported_names() -> None:
+    reference = (REPO / "docs" / "reference.rst").read_text("utf-8")
+    documented = set(
+        re.findall(
+            r"^\.\. auto(?:class|function|exception):: flask_ucloud_2fa\.(\w+)$", reference, re.M
+        )
+    )
+    assert documented == set(flask_ucloud_2fa.__all__)
+
+
+def test_the_reference_documents_exactly_the_public_members_of_twofactor() -> None:
+    reference = (REPO / "docs" / "reference.rst").read_text("utf-8")
+    block = re.search(
+        r"autoclass:: flask_ucloud_2fa\.TwoFactor\n   :members: (.*?)\n\n", reference, re.S
+    )
+    assert block is not None
+    documented = {name.strip() for name in block.group(1).split(",")}
+    assert documented == _public_members()
+
+
+#: What integrators copy from: these use only ``from flask_ucloud_2fa import <exported name>``
+#: (and the signals module), never a module of the package or a service object.
+INTEGRATOR_CODE = [
+    *sorted((REPO / "example_app").glob("*.py")),
+    REPO / "docs" / "quickstart" / "app.py",
+    REPO / "docs" / "integration.rst",
+    REPO / "README.md",
+]
+
+
+@pytest.mark.parametrize("path", INTEGRATOR_CODE, ids=lambda path: str(path.relative_to(REPO)))
+def test_integrator_code_uses_only_the_public_api(path: Path) -> None:
+    text = path.read_text("utf-8")
+    modules = set(re.findall(r"flask_ucloud_2fa\.(\w+)", text)) - {"signals"}
+    assert not modules & set(MODULES), f"reaches into flask_ucloud_2fa.{modules & set(MODULES)}"
+    assert ".service()" not in text
+    imports = re.findall(r"from flask_ucloud_2fa import \(([^)]*)\)", text)
+    imports += re.findall(r"from flask_ucloud_2fa import ([\w, ]+)$", text, re.M)
+    names = {name.strip() for line in imports for name in line.split(",") if name.strip()}
+    assert names <= {*flask_ucloud_2fa.__all__, "signals"}, names
