@@ -1,6 +1,7 @@
 """An Authlib auth server with Flask-UCloud-2FA: the integration to copy from.
 
 Run it with ``flask --app example_app run`` after ``flask --app example_app create-user NAME``.
+The 2FA wiring is :mod:`example_app.ucloud_2fa`; the browser session, :mod:`example_app.session`.
 """
 
 from __future__ import annotations
@@ -8,30 +9,43 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
-from collections.abc import Callable
 from typing import Any
 
-from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.integrations.sqla_oauth2 import create_bearer_token_validator
 from cryptography.fernet import Fernet
 from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
+from flask import current_app
 from sqlalchemy import event
 
-from flask_ucloud_2fa import TwoFactor
+from .auth import auth
+from .cli import create_user
+from .cli import delete_user
+from .extensions import db
+from .extensions import require_oauth
+from .instance import instance_key
+from .models import Token
+from .oauth import init_oauth
+from .oauth import oauth
+from .oauth import register_demo_client
+from .pages import pages
+from .session import login_manager
+from .ucloud_2fa import two_factor
 
-db = SQLAlchemy()
-require_oauth = ResourceProtector()
-two_factor = TwoFactor(db=db, resource_protector=require_oauth)
+__all__ = ["create_app", "db", "init_database", "require_oauth", "two_factor"]
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+def create_app(
+    test_config: dict[str, Any] | None = None, instance_path: str | None = None
+) -> Flask:
     """The app factory.
 
     Configuration comes, in order, from the defaults below, ``FLASK_*`` environment variables
     (``FLASK_SQLALCHEMY_DATABASE_URI``, ``FLASK_UCLOUD_2FA_ISSUER``, ...), then ``test_config``.
+
+    :param instance_path: the folder of the SQLite database and the keys made on first use;
+        by default ``instance/`` beside the package.
     """
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(
         SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "example.sqlite"),
@@ -41,68 +55,55 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         ACCESS_TOKEN_LIFETIME=3600,
     )
     if not os.environ.get("FLASK_SECRET_KEY"):
-        app.config["SECRET_KEY"] = _instance_key(app, "secret_key", secrets.token_urlsafe)
+        app.config["SECRET_KEY"] = instance_key(app, "secret_key", secrets.token_urlsafe)
     if not os.environ.get("FLASK_UCLOUD_2FA_ENCRYPTION_KEYS"):
         # In production, set FLASK_UCLOUD_2FA_ENCRYPTION_KEYS='["newest key", "older key"]'.
         app.config["UCLOUD_2FA_ENCRYPTION_KEYS"] = [
-            _instance_key(app, "ucloud_2fa_key", lambda: Fernet.generate_key().decode())
+            instance_key(app, "ucloud_2fa_key", lambda: Fernet.generate_key().decode())
         ]
     app.config.from_prefixed_env()
     if test_config is not None:
         app.config.from_mapping(test_config)
 
-    from . import models
-    from .auth import auth
-    from .cli import create_user
-    from .oauth import init_oauth
-    from .oauth import oauth
-    from .pages import pages
-
     db.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":  # before anything connects
             event.listen(db.engine, "connect", _tune_sqlite)
-    require_oauth.register_token_validator(
-        create_bearer_token_validator(db.session, models.Token)()
-    )
+    require_oauth.register_token_validator(create_bearer_token_validator(db.session, Token)())
+    login_manager.init_app(app)
     two_factor.init_app(app)
     init_oauth(app)
     app.register_blueprint(auth)
     app.register_blueprint(pages)
     app.register_blueprint(oauth)
     app.cli.add_command(create_user)
+    app.cli.add_command(delete_user)
 
     with app.app_context():
-        db.create_all()
+        init_database()
     return app
 
 
+def init_database() -> None:
+    """Create the tables that do not exist yet (the 2FA tables among them) and the demo
+    client; in an app context."""
+    db.create_all()
+    register_demo_client(current_app.config["OAUTH_DEMO_REDIRECT_URIS"])
+
+
 def _tune_sqlite(connection: sqlite3.Connection, _record: object) -> None:
-    """Write-ahead logging with ``synchronous=NORMAL``, the usual setting for SQLite behind a
-    web app: readers never wait for a writer (several workers share the file), and a commit
-    appends to the log without an ``fsync``. A power cut may lose the last commits but never
-    corrupts the database. Production servers use PostgreSQL."""
+    """SQLite's settings for this app, on each new connection.
+
+    ``foreign_keys=ON``: SQLite enforces foreign keys only when asked, so without it deleting a
+    user would leave their tokens and 2FA rows behind instead of cascading.
+
+    Write-ahead logging with ``synchronous=NORMAL``, the usual setting for SQLite behind a web
+    app: readers never wait for a writer (several workers share the file), and a commit appends
+    to the log without an ``fsync``. A power cut may lose the last commits but never corrupts
+    the database. Production servers use PostgreSQL.
+    """
     cursor = connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def _instance_key(app: Flask, name: str, generate: Callable[[], str]) -> str:
-    """A key kept in the instance folder, made on first use, so it survives restarts and is
-    shared by every worker of one checkout."""
-    path = os.path.join(app.instance_path, name)
-    if not os.path.exists(path):
-        # Written whole to a file of our own, then linked into place: a worker starting at the
-        # same moment sees either no key or the whole key, and the first link wins.
-        draft = f"{path}.{os.getpid()}.draft"
-        with open(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
-            file.write(generate())
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(draft)
-    with open(path) as file:
-        return file.read().strip()

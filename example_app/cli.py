@@ -1,11 +1,11 @@
-"""``flask --app example_app create-user USERNAME --password PASSWORD``."""
+"""``flask --app example_app create-user NAME`` and ``... delete-user NAME``."""
 
 from __future__ import annotations
 
 import click
 from flask.cli import with_appcontext
 
-from . import db
+from .extensions import db
 from .models import User
 
 
@@ -15,10 +15,24 @@ from .models import User
 @with_appcontext
 def create_user(username: str, password: str) -> None:
     """Create a user who can log in with USERNAME and the password."""
-    if db.session.execute(db.select(User).filter_by(username=username)).first() is not None:
+    if User.by_username(username) is not None:
         raise click.ClickException(f"User {username!r} already exists.")
     user = User(username=username)
     user.set_password(password)
     db.session.add(user)
     db.session.commit()
     click.echo(f"Created user {username!r}.")
+
+
+@click.command("delete-user")
+@click.argument("username")
+@with_appcontext
+def delete_user(username: str) -> None:
+    """Delete the user USERNAME with their tokens and 2FA: the database's foreign keys
+    (ON DELETE CASCADE) delete those rows with the user's."""
+    user = User.by_username(username)
+    if user is None:
+        raise click.ClickException(f"There is no user {username!r}.")
+    db.session.delete(user)
+    db.session.commit()
+    click.echo(f"Deleted user {username!r}.")

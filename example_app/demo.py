@@ -12,6 +12,7 @@ import sys
 
 from . import create_app
 from . import db
+from . import init_database
 from .models import User
 
 USERNAME = "demo"
@@ -78,7 +79,7 @@ def main() -> None:
     app = create_app({"SQLALCHEMY_DATABASE_URI": args.database})
     with app.app_context():
         db.drop_all()
-        db.create_all()
+        init_database()
         user = User(username=USERNAME)
         user.set_password(PASSWORD)
         db.session.add(user)

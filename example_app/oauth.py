@@ -4,7 +4,7 @@ Authlib's :class:`~authlib.integrations.flask_oauth2.AuthorizationServer` with t
 authorization-code grant (PKCE with S256 required), the refresh-token grant and the OpenID
 Connect code flow. There is no password grant: every token starts at ``/oauth/authorize``,
 which needs a browser session, and the session exists only after every factor of the login
-succeeded (see ``finish_login`` in :mod:`.auth`). ID tokens and access tokens carry the
+succeeded (see :func:`.session.log_in`). ID tokens and access tokens carry the
 ``amr`` and ``auth_time`` of that login.
 
 Configuration (all optional):
@@ -48,7 +48,6 @@ from flask import current_app
 from flask import jsonify
 from flask import redirect
 from flask import request
-from flask import session
 from flask import url_for
 from flask.typing import ResponseReturnValue
 from joserfc.jwk import RSAKey
@@ -61,11 +60,14 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import relationship
 
-from . import _instance_key
-from . import db
-from . import require_oauth
+from .extensions import db
+from .extensions import require_oauth
+from .instance import instance_key
 from .models import Token
 from .models import User
+from .session import BrowserLogin
+from .session import current_login
+from .session import log_out
 
 oauth = Blueprint("oauth", __name__)
 
@@ -105,33 +107,6 @@ class OAuth2AuthorizationCode(db.Model, OAuth2AuthorizationCodeMixin):  # type: 
         return self.issued_at + CODE_LIFETIME < time.time()
 
 
-# -- the browser session -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SessionLogin:
-    """Who is logged in to this browser, and how (set by ``finish_login`` in :mod:`.auth`)."""
-
-    user: User
-    methods: list[str]
-    auth_time: int
-
-
-def session_login() -> SessionLogin | None:
-    """The login of the browser session, or ``None`` without a complete one."""
-    user_id, methods, auth_time = (session.get(key) for key in ("user_id", "amr", "auth_time"))
-    if not isinstance(user_id, int) or not isinstance(auth_time, int):
-        return None
-    if (
-        not isinstance(methods, list)
-        or not methods
-        or not all(isinstance(m, str) for m in methods)
-    ):
-        return None
-    user = db.session.get(User, user_id)
-    return None if user is None else SessionLogin(user, methods, auth_time)
-
-
 # -- grants ------------------------------------------------------------------------------------
 
 
@@ -141,7 +116,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
-        login = session_login()
+        login = current_login()
         if login is None:  # the view checked; a session cleared since then is refused
             raise InvalidRequestError("The login session ended.")
         data = request.payload.data
@@ -309,7 +284,8 @@ class OAuthState:
 
 
 def init_oauth(app: Flask) -> None:
-    """Set up the authorization server of ``app``, its signing key and the demo client."""
+    """Set up the authorization server of ``app`` and its signing key; the demo client is a
+    row, made by :func:`register_demo_client` once the tables exist."""
     app.config.setdefault("OAUTH_ISSUER", None)
     app.config.setdefault("OAUTH_JWT_KEY_PEM", None)
     app.config.setdefault("OAUTH_DEMO_REDIRECT_URIS", ["http://127.0.0.1:8765/callback"])
@@ -325,11 +301,6 @@ def init_oauth(app: Flask) -> None:
     server.register_grant(AuthorizationCodeGrant, [PKCE(required=True), OpenIDConnect()])
     server.register_grant(RefreshTokenGrant)
     app.extensions[EXTENSION_KEY] = OAuthState(server, _load_signing_key(app))
-
-    with app.app_context():
-        # The demo client is a row, so its table must exist first (create_all is idempotent).
-        db.create_all()
-        register_demo_client(app.config["OAUTH_DEMO_REDIRECT_URIS"])
 
 
 def register_demo_client(redirect_uris: list[str]) -> None:
@@ -358,7 +329,7 @@ def register_demo_client(redirect_uris: list[str]) -> None:
 
 
 def _load_signing_key(app: Flask) -> RSAKey:
-    pem = app.config["OAUTH_JWT_KEY_PEM"] or _instance_key(app, "oauth_jwt_key.pem", _new_pem)
+    pem = app.config["OAUTH_JWT_KEY_PEM"] or instance_key(app, "oauth_jwt_key.pem", _new_pem)
     key = RSAKey.import_key(pem, {"use": "sig", "alg": ID_TOKEN_ALGORITHM})
     if not key.is_private:
         raise ValueError("OAUTH_JWT_KEY_PEM must be an RSA private key, not a public key.")
@@ -399,7 +370,7 @@ def authorize() -> ResponseReturnValue:
     """Approve a request of a (first-party) client for the logged-in user, without a consent
     screen; send a browser without a login to the login page first."""
     server = _state().server
-    login = session_login()
+    login = current_login()
     try:
         grant = server.get_consent_grant(end_user=login.user if login else None)
         if login is not None and grant.prompt != "login" and not _too_old(login):
@@ -410,12 +381,11 @@ def authorize() -> ResponseReturnValue:
         error.state = request.values.get("state")
         return server.handle_error_response(None, error)
     # The login page skips its form for a logged-in browser: forget the login to ask again.
-    for key in ("user_id", "amr", "auth_time"):
-        session.pop(key, None)
+    log_out()
     return redirect(url_for("pages.login", next=_authorize_again()))
 
 
-def _too_old(login: SessionLogin) -> bool:
+def _too_old(login: BrowserLogin) -> bool:
     """Whether the login is older than the request's OpenID Connect ``max_age``."""
     max_age = request.values.get("max_age", "")
     return max_age.isdigit() and time.time() - login.auth_time > int(max_age)

@@ -1,49 +1,41 @@
 """Server-rendered pages for people: log in, set up 2FA, log out.
 
-A browser session (``session["user_id"]``) is made in one place only, the login-completion hook
-in :mod:`.auth`, after every factor succeeded. Every state-changing form here carries a
+Who is logged in is Flask-Login's ``current_user``; the login itself is made in one place,
+:func:`.session.log_in`, after every factor succeeded. Every state-changing form here carries a
 per-session CSRF token (:func:`csrf_token`), checked before any view runs.
 """
 
 from __future__ import annotations
 
-import functools
 import hmac
 import secrets
-from collections.abc import Callable
 from typing import Any
-from typing import TypeVar
 
 from flask import Blueprint
 from flask import Response
 from flask import flash
-from flask import g
 from flask import redirect
 from flask import render_template
 from flask import request
 from flask import session
 from flask import url_for
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from flask_login import login_required
 
 from flask_ucloud_2fa import AlreadyConnected
 from flask_ucloud_2fa import ChallengeNotFound
 from flask_ucloud_2fa import InvalidCode
-from flask_ucloud_2fa import Proof
 from flask_ucloud_2fa import TooManyAttempts
 from flask_ucloud_2fa import TwoFactorError
-from flask_ucloud_2fa.models import SETUP
-from flask_ucloud_2fa.recovery import normalize_recovery_code
-from flask_ucloud_2fa.totp import normalize_code
+from flask_ucloud_2fa import proof_from_form
 
-from . import db
-from . import two_factor
-from .auth import _DUMMY_HASH
-from .auth import local_path
 from .models import User
+from .session import local_path
+from .session import log_out
+from .ucloud_2fa import two_factor
 
 pages = Blueprint("pages", __name__)
-
-F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
 
 #: The session key and the form field of the CSRF token.
 CSRF_KEY = "csrf_token"
@@ -112,34 +104,6 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
-# -- who is logged in --------------------------------------------------------------------------
-
-
-def current_user() -> User | None:
-    """The user of the browser session, or ``None``."""
-    user_id = session.get("user_id")
-    if not isinstance(user_id, int):
-        return None
-    user: User | None = db.session.get(User, user_id)
-    return user
-
-
-def login_required(view: F) -> F:
-    """Send browsers without a session to the login page, and back here afterwards."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
-        user = current_user()
-        if user is None:
-            session.pop("user_id", None)  # a deleted user's session ends here
-            back = request.full_path.rstrip("?") if request.method == "GET" else None
-            return redirect(url_for("pages.login", next=local_path(back)))
-        g.user = user
-        return view(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
 # -- log in, log out ---------------------------------------------------------------------------
 
 
@@ -151,27 +115,22 @@ def index() -> ResponseReturnValue:
 @pages.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
     """The password form; a correct password goes through the extension's login step, which
-    asks users with 2FA for a code before the hook in :mod:`.auth` makes the session."""
+    asks users with 2FA for a code before the login is made."""
     next_url = local_path(request.form.get("next") or request.args.get("next"))
     if request.method == "GET":
-        if current_user() is not None:
+        if current_user.is_authenticated:
             return redirect(next_url or url_for("pages.settings"))
         return _login_page(next_url)
     username = request.form.get("username", "")
     password = request.form.get("password", "")
     if not username or not password:
         return _login_page(next_url, username, "Enter your username and password.", 400)
-    user = db.session.execute(db.select(User).filter_by(username=username)).scalar_one_or_none()
+    user = User.authenticate(username, password)
     if user is None:
-        # Checked anyway, so an unknown user takes as long as a wrong password.
-        User(password_hash=_DUMMY_HASH).check_password(password)
-        return _login_page(next_url, username, "Incorrect username or password.", 401)
-    if not user.check_password(password):
         return _login_page(next_url, username, "Incorrect username or password.", 401)
     # Whoever was logged in before is not any more, also while the second factor is pending.
     # (The CSRF token stays, so the login form still works after going back to it.)
-    for key in ("user_id", "amr", "auth_time"):
-        session.pop(key, None)
+    log_out()
     return two_factor.login(
         user.id, state={"browser": True, "next": next_url or url_for("pages.settings")}
     )
@@ -179,6 +138,7 @@ def login() -> ResponseReturnValue:
 
 @pages.post("/logout")
 def logout() -> ResponseReturnValue:
+    log_out()
     session.clear()
     flash("You are logged out.", "notice")
     return redirect(url_for("pages.login"))
@@ -197,9 +157,8 @@ def settings() -> ResponseReturnValue:
 @login_required
 def setup() -> ResponseReturnValue:
     """A new pending secret: its QR code and the secret are shown on this page only."""
-    user: User = g.user
     try:
-        created = two_factor.service().create_credentials(str(user.id), user.username)
+        created = two_factor.start_setup(current_user.id, current_user.username)
     except AlreadyConnected:
         return _settings_page("Two-factor authentication is already connected.", 409)
     return _setup_page(
@@ -214,30 +173,23 @@ def setup() -> ResponseReturnValue:
 @login_required
 def confirm_setup() -> ResponseReturnValue:
     """Confirm a setup with the first code of the app; then 2FA is connected."""
-    user: User = g.user
     challenge_id = request.form.get("challengeId", "")
     if not 0 < len(challenge_id) <= MAX_CHALLENGE_ID_LENGTH:
         return _settings_page(_START_AGAIN, 404)
-    code = six_digits(request.form.get("code", ""))
-    if code is None:
+    proof = proof_from_form(request.form.get("code", ""))
+    if proof is None or proof.code is None:  # a setup is confirmed with the app's code
         return _setup_page(challenge_id, problem=_ENTER_SIX_DIGITS, status=400)
     try:
-        two_factor.service().answer(
-            challenge_id,
-            Proof(code=code),
-            setup_user=lambda: str(user.id),
-            kind=SETUP,
-        )
+        two_factor.confirm_setup(challenge_id, proof, user_id=current_user.id)
     except InvalidCode as wrong:
-        remaining = wrong.extra.get("remainingAttempts")
-        if remaining == 0:
+        if wrong.remaining_attempts == 0:
             return _settings_page(
                 "That code is not right, and this setup has no attempts left. Start again.", 403
             )
-        return _setup_page(challenge_id, problem=_wrong_code(remaining), status=403)
+        return _setup_page(challenge_id, problem=_wrong_code(wrong.remaining_attempts), status=403)
     except TooManyAttempts as blocked:
         return _setup_page(
-            challenge_id, problem=_blocked(blocked), status=429, headers=blocked.headers
+            challenge_id, problem=_blocked(blocked), status=429, headers=_retry_after(blocked)
         )
     except ChallengeNotFound:
         return _settings_page(_START_AGAIN, 404)
@@ -252,12 +204,11 @@ def confirm_setup() -> ResponseReturnValue:
 def recovery_codes() -> ResponseReturnValue:
     """New recovery codes for a second-factor proof, shown once; the earlier ones stop
     working."""
-    user: User = g.user
-    proof = second_factor_proof(request.form.get("code", ""))
+    proof = proof_from_form(request.form.get("code", ""))
     if proof is None:
         return _settings_page(_ENTER_PROOF, 400)
     try:
-        codes = two_factor.service().regenerate_recovery_codes(str(user.id), proof)
+        codes = two_factor.regenerate_recovery_codes(current_user.id, proof)
     except TwoFactorError as error:
         return _proof_refused(error)
     return render_template("recovery_codes.html", codes=codes)
@@ -267,19 +218,18 @@ def recovery_codes() -> ResponseReturnValue:
 @login_required
 def disable() -> ResponseReturnValue:
     """Turn 2FA off, for a second-factor proof."""
-    user: User = g.user
-    proof = second_factor_proof(request.form.get("code", ""))
+    proof = proof_from_form(request.form.get("code", ""))
     if proof is None:
         return _settings_page(_ENTER_PROOF, 400)
     try:
-        two_factor.service().disable(str(user.id), proof)
+        two_factor.disable(current_user.id, proof)
     except TwoFactorError as error:
         return _proof_refused(error)
     flash("Two-factor authentication is off.", "notice")
     return redirect(url_for("pages.settings"))
 
 
-# -- forms and answers -------------------------------------------------------------------------
+# -- answers -----------------------------------------------------------------------------------
 
 _WRONG_CODE = "That code is not right. Try the code your app shows now"
 _START_AGAIN = "This setup has expired or was replaced by a newer one. Start again."
@@ -287,31 +237,24 @@ _ENTER_SIX_DIGITS = "Enter the six digits your authenticator app shows."
 _ENTER_PROOF = "Enter the six digits your authenticator app shows, or one of your recovery codes."
 
 
-def six_digits(value: str) -> str | None:
-    """The six-digit code typed into a form (apps show it as ``123 456``), or ``None``."""
-    return normalize_code("".join(value.split()))
-
-
-def second_factor_proof(value: str) -> Proof | None:
-    """A TOTP code or a recovery code typed into a form, or ``None`` when it is neither."""
-    code = six_digits(value)
-    if code is not None:
-        return Proof(code=code)
-    recovery_code = normalize_recovery_code(value.strip())
-    return None if recovery_code is None else Proof(recovery_code=recovery_code)
-
-
-def _wrong_code(remaining: object) -> str:
-    if isinstance(remaining, int):
-        attempts = "attempt" if remaining == 1 else "attempts"
-        return f"{_WRONG_CODE} ({remaining} {attempts} left)."
-    return f"{_WRONG_CODE}."
+def _wrong_code(remaining: int | None) -> str:
+    if remaining is None:
+        return f"{_WRONG_CODE}."
+    attempts = "attempt" if remaining == 1 else "attempts"
+    return f"{_WRONG_CODE} ({remaining} {attempts} left)."
 
 
 def _blocked(error: TooManyAttempts) -> str:
     if error.error_code == "LOCKED_OUT":
         return error.why
-    return f"Too many wrong codes. Wait {error.extra['retryAfter']} seconds, then try again."
+    return f"Too many wrong codes. Wait {error.retry_after} seconds, then try again."
+
+
+def _retry_after(error: TwoFactorError) -> dict[str, str]:
+    """The ``Retry-After`` header of a failure that started or is in a back-off."""
+    if isinstance(error, (InvalidCode, TooManyAttempts)) and error.retry_after is not None:
+        return {"Retry-After": str(error.retry_after)}
+    return {}
 
 
 def _proof_refused(error: TwoFactorError) -> Response:
@@ -322,7 +265,7 @@ def _proof_refused(error: TwoFactorError) -> Response:
         why = _blocked(error)
     else:
         why = error.why
-    return _settings_page(why, error.status_code, error.headers)
+    return _settings_page(why, error.status_code, _retry_after(error))
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -346,10 +289,9 @@ def _login_page(
 def _settings_page(
     problem: str | None = None, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    user: User = g.user
-    connected = two_factor.service().is_connected(str(user.id))
+    connected = two_factor.is_connected(current_user.id)
     return _html(
-        render_template("settings.html", user=user, connected=connected, problem=problem),
+        render_template("settings.html", user=current_user, connected=connected, problem=problem),
         status,
         headers,
     )

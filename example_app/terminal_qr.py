@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from flask_ucloud_2fa.qr import qr_image
+import zxingcpp
+from PIL import Image
 
 #: A character for each (upper module light, lower module light).
 HALF_BLOCKS = {(True, True): "█", (True, False): "▀", (False, True): "▄", (False, False): " "}
@@ -17,9 +18,11 @@ HALF_BLOCKS = {(True, True): "█", (True, False): "▀", (False, True): "▄", 
 
 def terminal_qr(text: str) -> str:
     """The QR code of ``text`` as lines of half-block characters."""
-    image = qr_image(text)
+    symbol = zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
+    # One pixel per module, with the standard's quiet zone: dark modules are 0.
+    image = Image.fromarray(symbol.to_image(scale=1, add_quiet_zones=True))
     width, height = image.size
-    light = [[bool(image.getpixel((x, y))) for x in range(width)] for y in range(height)]
+    light = [[image.getpixel((x, y)) != 0 for x in range(width)] for y in range(height)]
     if height % 2:
         light.append([True] * width)  # the quiet zone continues below
     return "\n".join(

@@ -11,15 +11,19 @@ from flask import Flask
 from flask import jsonify
 from flask import request
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import event
 from werkzeug.security import check_password_hash
 from werkzeug.security import generate_password_hash
 
-from flask_ucloud_2fa import CompletedLogin
+from flask_ucloud_2fa import LoginCompleted
 from flask_ucloud_2fa import TwoFactor
+from flask_ucloud_2fa import TwoFactorError
+from flask_ucloud_2fa import error_response
 
 db = SQLAlchemy()
 require_oauth = ResourceProtector()
-two_factor = TwoFactor(db=db, resource_protector=require_oauth)
+# user_table: deleting a user deletes their 2FA (a foreign key with ON DELETE CASCADE)
+two_factor = TwoFactor(db=db, resource_protector=require_oauth, user_table="user")
 
 
 class User(db.Model):
@@ -30,9 +34,15 @@ class User(db.Model):
 
 class Token(db.Model, OAuth2TokenMixin):
     id = db.Column(db.Integer, primary_key=True)
-    user_id = db.Column(db.Integer, db.ForeignKey("user.id"), nullable=False)
+    user_id = db.Column(db.Integer, db.ForeignKey("user.id", ondelete="CASCADE"), nullable=False)
     user = db.relationship(User)
     amr = db.Column(db.String(64), nullable=False, default="pwd")
+
+
+class InvalidCredentials(TwoFactorError):  # error_response answers it in UCloud's shape
+    status_code = 401
+    error_code = "INVALID_CREDENTIALS"
+    why = "Incorrect username or password."
 
 
 app = Flask(__name__)
@@ -52,9 +62,9 @@ def account_name(token):
 
 
 @two_factor.login_completed  # runs once every factor succeeded: issue the tokens here
-def finish_login(login: CompletedLogin):
+def finish_login(login: LoginCompleted):
     token = Token(
-        user_id=int(login.user_id),
+        user_id=login.user_id,
         client_id="quickstart",
         token_type="Bearer",
         access_token=secrets.token_urlsafe(32),
@@ -74,7 +84,7 @@ def login():
         db.select(User).filter_by(username=body.get("username"))
     ).scalar_one_or_none()
     if user is None or not check_password_hash(user.password_hash, body.get("password", "")):
-        return jsonify(why="Incorrect username or password."), 401
+        return error_response(InvalidCredentials())
     return two_factor.login(user.id)  # {"2fa": challengeId} when 2FA is on, else the tokens
 
 
@@ -88,4 +98,6 @@ def create_user(username, password):
 
 
 with app.app_context():
+    if db.engine.dialect.name == "sqlite":  # SQLite enforces foreign keys only when asked
+        event.listen(db.engine, "connect", lambda conn, _: conn.execute("PRAGMA foreign_keys=ON"))
     db.create_all()

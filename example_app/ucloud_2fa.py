@@ -1,0 +1,55 @@
+"""Flask-UCloud-2FA wired into the app: the extension and what the app tells it.
+
+The extension uses the app's ``db`` and resource protector; the app tells it how to name a
+token's user in authenticator apps and what finishing a login means (a browser session for the
+login page, bearer tokens for the JSON login). ``create_app`` calls ``two_factor.init_app``; the
+login views hand a checked password to ``two_factor.login(user.id)``, and the settings pages
+call the facade (``start_setup``, ``confirm_setup``, ``disable``, ...).
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask import jsonify
+from flask import redirect
+from flask.typing import ResponseReturnValue
+
+from flask_ucloud_2fa import LoginCompleted
+from flask_ucloud_2fa import TwoFactor
+
+from .extensions import db
+from .extensions import require_oauth
+from .models import Token
+from .models import User
+from .session import log_in
+from .session import safe_next
+
+# user_table: the 2FA rows of a user have a foreign key to user.id with ON DELETE CASCADE, so
+# deleting a user deletes their 2FA (SQLite enforces it with PRAGMA foreign_keys=ON).
+two_factor = TwoFactor(db=db, resource_protector=require_oauth, user_table="user")
+
+# The token's SELECT also loads its user's 2FA state: status and step-up checks need no query.
+two_factor.load_with_token(Token)
+
+
+@two_factor.account_name_loader
+def account_name(token: Token) -> str:
+    """The name authenticator apps show next to the issuer."""
+    return token.user.username
+
+
+@two_factor.login_completed
+def finish_login(login: LoginCompleted) -> ResponseReturnValue:
+    """Every factor succeeded: the only place the app authenticates anyone. The login page
+    (``state={"browser": True, ...}``) gets a session, the JSON login bearer tokens."""
+    if login.state.get("browser"):
+        log_in(db.get_or_404(User, login.user_id), login.methods, login.auth_time)
+        return redirect(safe_next(login.state.get("next")))
+    lifetime = current_app.config["ACCESS_TOKEN_LIFETIME"]
+    token = Token.for_login(login.user_id, login.methods, login.auth_time, lifetime)
+    db.session.add(token)  # not committed: the extension commits it with the spent challenge
+    return jsonify(
+        accessToken=token.access_token,
+        refreshToken=token.refresh_token,
+        expiresAt=(token.issued_at + lifetime) * 1000,
+    )
