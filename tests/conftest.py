@@ -1,4 +1,5 @@
-"""Fixtures: the example app on SQLite and on PostgreSQL, a fake clock, users with tokens.
+"""Fixtures: the integrator app (``tests/integrator.py``) on SQLite and on PostgreSQL, a fake
+clock, users with tokens.
 
 PostgreSQL tests use ``UCLOUD_2FA_TEST_POSTGRESQL_URL`` (default: the local server) and run in a
 database of their own, created for the run and dropped after it. Without a reachable server they
@@ -9,42 +10,38 @@ from __future__ import annotations
 
 import os
 import secrets
-import threading
 from collections.abc import Callable
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import pyotp
 import pytest
+from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine
 from sqlalchemy import create_engine
-from sqlalchemy import event
 from sqlalchemy import make_url
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
-from werkzeug.security import generate_password_hash
 
-import example_app
-from example_app import create_app
-from example_app import db as example_db
-from example_app.models import User
+from flask_ucloud_2fa import TwoFactor
+
+from helpers import FakeClock
+from helpers import TestUser
+from helpers import add_user
+from helpers import connect
+from helpers import require_service
+from integrator import Integrator
+from integrator import create_app
+from integrator import integrator_of
 
 POSTGRESQL_URL = os.environ.get(
     "UCLOUD_2FA_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-IN_CI = os.environ.get("CI") == "true"
-FAST_HASH = "pbkdf2:sha256:1"
+#: The encryption key of every app of the run, unless a test configures its own.
+ENCRYPTION_KEY = Fernet.generate_key().decode()
 
-
-def require_service(reason: str) -> None:
-    """Skip for a missing service on a developer's machine; fail under ``CI=true``."""
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: nothing may be skipped)", pytrace=False)
-    pytest.skip(reason)
+MakeApp = Callable[..., Flask]
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +64,7 @@ def postgresql_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each test that uses the database runs once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/test.sqlite"
@@ -75,171 +72,107 @@ def database_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> 
     return url
 
 
-@dataclass
-class FakeClock:
-    """A clock the tests move by hand; starts 5 s into a TOTP time step."""
+@pytest.fixture
+def clock() -> FakeClock:
+    """The extension's clock in the test's apps: moved by hand, 5 s into a TOTP time step."""
+    return FakeClock()
 
-    now: float
 
-    def __call__(self) -> float:
-        return self.now
+def _apps_on(database_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[MakeApp]:
+    """Makes integrator apps on one clean database; drops their tables at the end."""
+    apps: list[Flask] = []
 
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+    def make(config: dict[str, Any] | None = None, **options: Any) -> Flask:
+        """An app with extra ``config``; ``options`` go to the factory (``user_table=``)."""
+        app = create_app(
+            {
+                "TESTING": True,
+                "SQLALCHEMY_DATABASE_URI": database_url,
+                # PostgreSQL gets a pool big enough for every racing thread.
+                "SQLALCHEMY_ENGINE_OPTIONS": (
+                    {"pool_size": 20} if database_url.startswith("postgresql") else {}
+                ),
+                "UCLOUD_2FA_ISSUER": "Test Auth Server",
+                "UCLOUD_2FA_ENCRYPTION_KEYS": [ENCRYPTION_KEY],
+                **(config or {}),
+            },
+            instance_path=str(tmp_path),
+            clock=options.pop("clock", clock),
+            **options,
+        )
+        apps.append(app)
+        return app
+
+    yield make
+    for app in reversed(apps):
+        db = integrator_of(app).db
+        with app.app_context():
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock(now=1_800_000_000 - 1_800_000_000 % 30 + 5)
-    monkeypatch.setattr(example_app.two_factor, "clock", fake)
-    return fake
-
-
-def example_app_on(database_url: str, **config: Any) -> Flask:
-    """The example app on a clean database, for tests; PostgreSQL gets a pool big enough for
-    every racing thread."""
-    return create_app(
-        {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 20} if "postgresql" in database_url else {},
-            **config,
-        }
-    )
-
-
-def drop_example_app(app: Flask) -> None:
-    with app.app_context():
-        example_db.session.remove()
-        example_db.drop_all()
-        example_db.engine.dispose()
+def make_app(database_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[MakeApp]:
+    """``make_app(config=None, *, user_table=...)``: integrator apps on the test's database,
+    as separate processes would run them."""
+    yield from _apps_on(database_url, tmp_path, clock)
 
 
 @pytest.fixture
-def app(request: pytest.FixtureRequest, database_url: str, clock: FakeClock) -> Iterator[Flask]:
-    """The example app on a clean database.
+def make_sqlite_app(tmp_path: Path, clock: FakeClock) -> Iterator[MakeApp]:
+    """Makes the integrator app on SQLite (only), for tests the database does not matter to."""
+    yield from _apps_on(f"sqlite:///{tmp_path}/sqlite-only.sqlite", tmp_path, clock)
+
+
+@pytest.fixture
+def app(request: pytest.FixtureRequest, make_app: MakeApp) -> Flask:
+    """The integrator app on a clean database.
 
     ``@pytest.mark.app_config(KEY=value, ...)`` on a test adds to its configuration.
     """
     marker = request.node.get_closest_marker("app_config")
-    app = example_app_on(database_url, **(marker.kwargs if marker else {}))
-    yield app
-    drop_example_app(app)
+    return make_app(marker.kwargs if marker else None)
 
 
 @pytest.fixture
-def make_pg_app(postgresql_url: str, clock: FakeClock) -> Iterator[Callable[..., Flask]]:
-    """Makes the example app on PostgreSQL (only), with extra configuration, for races."""
-    apps: list[Flask] = []
-
-    def make(**config: Any) -> Flask:
-        apps.append(example_app_on(postgresql_url, **config))
-        return apps[-1]
-
-    yield make
-    for app in apps:
-        drop_example_app(app)
+def make_pg_app(postgresql_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[MakeApp]:
+    """Makes the integrator app on PostgreSQL (only), with extra configuration, for races."""
+    yield from _apps_on(postgresql_url, tmp_path, clock)
 
 
 @pytest.fixture
-def pg_app(make_pg_app: Callable[..., Flask]) -> Flask:
-    """The example app on PostgreSQL (only), for races."""
+def pg_app(make_pg_app: MakeApp) -> Flask:
+    """The integrator app on PostgreSQL (only), for races."""
     return make_pg_app()
 
 
-@dataclass
-class Outcome:
-    status: int
-    body: Any
-
-
-def race(app: Flask, calls: list[Callable[[FlaskClient], Any]]) -> list[Outcome]:
-    """Run every call in a thread of its own, each with its own client, released together by
-    a barrier so the requests hit the database at once; their outcomes, in order."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[Outcome | None] = [None] * len(calls)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        client = app.test_client()
-        try:
-            barrier.wait(timeout=10)
-            response = calls[index](client)
-            outcomes[index] = Outcome(response.status_code, response.json)
-        except BaseException as error:  # reported below, on the test's thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads), "a racing request hung"
-    if errors:
-        raise errors[0]
-    return [outcome for outcome in outcomes if outcome is not None]
-
-
-@dataclass
-class TestUser:
-    __test__ = False  # a fixture's value, not a test class
-
-    id: int
-    username: str
-    password: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
+@pytest.fixture
+def integrator(app: Flask) -> Integrator:
+    """The app's parts: ``db``, ``User``, ``Token``, ``two_factor``, ``finish_login``."""
+    return integrator_of(app)
 
 
 @pytest.fixture
-def make_user(app: Flask, client: FlaskClient) -> Callable[[str], TestUser]:
+def db(integrator: Integrator) -> Any:
+    return integrator.db
+
+
+@pytest.fixture
+def two_factor(integrator: Integrator) -> TwoFactor:
+    """The app's extension."""
+    return integrator.two_factor
+
+
+@pytest.fixture
+def make_user(app: Flask) -> Callable[[str], TestUser]:
     """Create a user and log in with the password; the user has a bearer token."""
-
-    def make(username: str) -> TestUser:
-        password = secrets.token_urlsafe(12)
-        with app.app_context():
-            # A cheap hash: the example's scrypt would cost 0.3 s per user and login here.
-            user = User(
-                username=username, password_hash=generate_password_hash(password, FAST_HASH)
-            )
-            example_db.session.add(user)
-            example_db.session.commit()
-            user_id = user.id
-        response = client.post("/auth/login", json={"username": username, "password": password})
-        assert response.status_code == 200, response.json
-        return TestUser(user_id, username, password, response.json["accessToken"])
-
-    return make
+    return lambda username: add_user(app, username)
 
 
 @pytest.fixture
 def user(make_user: Callable[[str], TestUser]) -> TestUser:
     return make_user("alice")
-
-
-def answer(
-    client: FlaskClient, challenge_id: str, code: Any, headers: dict[str, str] | None = None
-) -> Any:
-    """``POST /auth/2fa/challenge`` with a verification code."""
-    return client.post(
-        "/auth/2fa/challenge",
-        headers=headers or {},
-        json={"challengeId": challenge_id, "verificationCode": code},
-    )
-
-
-def wrong_code(secret: str, clock: FakeClock) -> str:
-    """A six-digit code that no step of the skew window accepts."""
-    valid = {code_for(secret, clock, offset) for offset in (-1, 0, 1)}
-    return next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in valid)
-
-
-def code_for(secret: str, clock: FakeClock, offset_steps: int = 0) -> str:
-    """The TOTP code an authenticator app shows at ``clock`` plus ``offset_steps`` steps."""
-    return pyotp.TOTP(secret).at(clock.now + 30 * offset_steps)
 
 
 @pytest.fixture
@@ -248,46 +181,4 @@ def connected_user(client: FlaskClient, user: TestUser, clock: FakeClock) -> tup
 
     The clock then moves one step on, so the code that confirmed the setup is not reusable.
     """
-    setup = client.post("/auth/2fa", headers=user.headers).json
-    answer = client.post(
-        "/auth/2fa/challenge",
-        headers=user.headers,
-        json={
-            "challengeId": setup["challengeId"],
-            "verificationCode": code_for(setup["secret"], clock),
-        },
-    )
-    assert answer.status_code == 200, answer.json
-    clock.advance(30)
-    return user, setup["secret"]
-
-
-def decrypt_secret(encrypted: str) -> str:
-    """The plaintext of a stored, encrypted TOTP secret (inside an app context)."""
-    return example_app.two_factor.settings.box.decrypt(encrypted)
-
-
-class Statements(list[str]):
-    """The statements an engine ran, whitespace collapsed, and how many commits."""
-
-    commits = 0
-
-
-@contextmanager
-def counting(engine: Engine) -> Iterator[Statements]:
-    """The statements and commits ``engine`` runs inside the block."""
-    statements = Statements()
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(" ".join(statement.split()))
-
-    def commit(_conn: Any) -> None:
-        statements.commits += 1
-
-    event.listen(engine, "before_cursor_execute", record)
-    event.listen(engine, "commit", commit)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-        event.remove(engine, "commit", commit)
+    return user, connect(client, user.headers, clock)

@@ -19,38 +19,42 @@ from authlib.oauth2.rfc6750 import InvalidTokenError
 from cryptography.fernet import Fernet
 from cryptography.fernet import InvalidToken
 from flask import Flask
-from flask import jsonify
-from flask import request
 from flask.testing import FlaskClient
-from flask.typing import ResponseReturnValue
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import select
 from sqlalchemy import update
-from werkzeug.security import generate_password_hash
 
-import example_app
-from example_app import create_app
-from example_app import db
-from example_app.models import User
-from flask_ucloud_2fa import CompletedLogin
 from flask_ucloud_2fa import CreatedCredentials
+from flask_ucloud_2fa import Proof
 from flask_ucloud_2fa import TwoFactor
 from flask_ucloud_2fa import UnreadableSecret
-from flask_ucloud_2fa.challenges import Proof
 
-from conftest import FAST_HASH
-from conftest import FakeClock
-from conftest import answer
-from conftest import code_for
-from conftest import decrypt_secret
+from helpers import TOKEN_KEYS
+from helpers import FakeClock
+from helpers import add_id_login
+from helpers import add_user
+from helpers import answer
+from helpers import answer_with_recovery_code
+from helpers import bearer
+from helpers import begin_login
+from helpers import cli
+from helpers import code_for
+from helpers import connect
+from helpers import db_of
+from helpers import decrypt_secret
+from helpers import new_codes
+from helpers import secret_box
+from helpers import settings_of
+from helpers import two_factor_of
 
 if TYPE_CHECKING:
     # Imported for annotations only: a module-level Test* class would be collected by pytest.
-    from conftest import TestUser
+    from helpers import TestUser
 
 KEY_A = Fernet.generate_key().decode()
 KEY_B = Fernet.generate_key().decode()
-TOKEN_KEYS = {"accessToken", "refreshToken", "expiresAt"}
+
+MakeApp = Callable[..., Flask]
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -64,102 +68,33 @@ def unlikely_wrong_code(secret: str, clock: FakeClock) -> str:
     return code
 
 
-def stored_secrets(app: Flask) -> dict[str, str]:
+def stored_secrets(app: Flask) -> dict[Any, str]:
     """The encrypted secret of every credential row, by user id."""
-    credential = example_app.two_factor.models.Credential
+    credential = two_factor_of(app).models.Credential
     with app.app_context():
         return {
             row.user_id: row.encrypted_secret
-            for row in db.session.execute(select(credential.user_id, credential.encrypted_secret))
+            for row in db_of(app).session.execute(
+                select(credential.user_id, credential.encrypted_secret)
+            )
         }
 
 
-def cli(app: Flask, *args: str) -> Any:
-    return app.test_cli_runner().invoke(args=["ucloud-2fa", *args])
+def keyed(make_app: MakeApp, *keys: str) -> Flask:
+    """An app (another process, say) with ``UCLOUD_2FA_ENCRYPTION_KEYS`` set to ``keys``."""
+    return make_app({"UCLOUD_2FA_ENCRYPTION_KEYS": list(keys)})
 
 
-@dataclass
-class Account:
-    id: str
-    username: str
-    password: str
-    headers: dict[str, str]
+def connect_on(app: Flask, user: TestUser, clock: FakeClock) -> str:
+    return connect(app.test_client(), user.headers, clock)
 
 
-def add_account(app: Flask) -> Account:
-    """A new user of the example app, logged in with the password, so with a bearer token."""
-    username, password = f"user-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
-    with app.app_context():
-        user = User(username=username, password_hash=generate_password_hash(password, FAST_HASH))
-        db.session.add(user)
-        db.session.commit()
-        user_id = str(user.id)
-    response = app.test_client().post(
-        "/auth/login", json={"username": username, "password": password}
-    )
-    assert response.status_code == 200, response.json
-    return Account(
-        user_id, username, password, {"Authorization": f"Bearer {response.json['accessToken']}"}
-    )
-
-
-def connect(app: Flask, account: Account, clock: FakeClock) -> str:
-    """Set up and confirm 2FA; the secret. Moves the clock a step on."""
-    client = app.test_client()
-    setup = client.post("/auth/2fa", headers=account.headers)
-    assert setup.status_code == 200, setup.json
-    confirmed = answer(
-        client, setup.json["challengeId"], code_for(setup.json["secret"], clock), account.headers
-    )
-    assert confirmed.status_code == 200, confirmed.json
-    clock.advance(30)
-    secret: str = setup.json["secret"]
-    return secret
-
-
-def begin_login(client: FlaskClient, username: str, password: str) -> str:
-    response = client.post("/auth/login", json={"username": username, "password": password})
-    assert response.status_code == 200, response.json
-    assert set(response.json) == {"2fa"}
-    challenge_id: str = response.json["2fa"]
-    return challenge_id
-
-
-def log_in_with_totp(app: Flask, account: Account, secret: str, clock: FakeClock) -> Any:
+def log_in_with_totp(app: Flask, user: TestUser, secret: str, clock: FakeClock) -> Any:
     """A whole login with password and TOTP code; the challenge answer. Moves the clock on."""
     client = app.test_client()
-    challenge_id = begin_login(client, account.username, account.password)
-    response = client.post(
-        "/auth/2fa/challenge",
-        json={"challengeId": challenge_id, "verificationCode": code_for(secret, clock)},
-    )
+    response = answer(client, begin_login(client, user), code_for(secret, clock))
     clock.advance(30)
     return response
-
-
-MakeApp = Callable[..., Flask]
-
-
-@pytest.fixture
-def make_example_app(database_url: str, clock: FakeClock) -> Iterator[MakeApp]:
-    """Build example apps, as separate processes would, on one clean database (SQLite and
-    PostgreSQL); each with the configuration the test gives."""
-    apps: list[Flask] = []
-
-    def make(**config: Any) -> Flask:
-        app = create_app(
-            {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, **config},
-        )
-        apps.append(app)
-        return app
-
-    yield make
-    for app in reversed(apps):
-        with app.app_context():
-            db.session.remove()
-            if app is apps[0]:
-                db.drop_all()
-            db.engine.dispose()
 
 
 # -- the stored secret -------------------------------------------------------------------------
@@ -168,13 +103,13 @@ def make_example_app(database_url: str, clock: FakeClock) -> Iterator[MakeApp]:
 def test_stored_secret_is_encrypted(app: Flask, connected_user: tuple[TestUser, str]) -> None:
     user, secret = connected_user
 
-    encrypted = stored_secrets(app)[str(user.id)]
+    encrypted = stored_secrets(app)[user.id]
 
     assert encrypted != secret
     assert secret not in encrypted
     assert secret.lower() not in encrypted
     with app.app_context():
-        assert decrypt_secret(encrypted) == secret
+        assert decrypt_secret(app, encrypted) == secret
     # A Fernet token under the first configured key.
     key = app.config["UCLOUD_2FA_ENCRYPTION_KEYS"][0]
     assert Fernet(key).decrypt(encrypted.encode()).decode() == secret
@@ -184,38 +119,37 @@ def test_pending_secret_is_encrypted_and_replaced_by_a_new_setup(
     app: Flask, client: FlaskClient, user: TestUser
 ) -> None:
     first = client.post("/auth/2fa", headers=user.headers).json
-    first_stored = stored_secrets(app)[str(user.id)]
+    first_stored = stored_secrets(app)[user.id]
     second = client.post("/auth/2fa", headers=user.headers).json
-    second_stored = stored_secrets(app)[str(user.id)]
+    second_stored = stored_secrets(app)[user.id]
 
     assert first["secret"] not in first_stored
     assert second["secret"] not in second_stored
     assert first_stored != second_stored
     with app.app_context():
-        assert decrypt_secret(first_stored) == first["secret"]
-        assert decrypt_secret(second_stored) == second["secret"]
+        assert decrypt_secret(app, first_stored) == first["secret"]
+        assert decrypt_secret(app, second_stored) == second["secret"]
 
 
 def test_same_secret_encrypts_differently_each_time(app: Flask) -> None:
-    with app.app_context():
-        box = example_app.two_factor.settings.box
-        once, twice = box.encrypt("JBSWY3DPEHPK3PXP"), box.encrypt("JBSWY3DPEHPK3PXP")
+    box = secret_box(app)
+    once, twice = box.encrypt("JBSWY3DPEHPK3PXP"), box.encrypt("JBSWY3DPEHPK3PXP")
 
-        assert once != twice
-        assert box.decrypt(once) == box.decrypt(twice) == "JBSWY3DPEHPK3PXP"
+    assert once != twice
+    assert box.decrypt(once) == box.decrypt(twice) == "JBSWY3DPEHPK3PXP"
 
 
 # -- key rotation ------------------------------------------------------------------------------
 
 
-def test_key_rotation(make_example_app: MakeApp, clock: FakeClock) -> None:
-    old = make_example_app(UCLOUD_2FA_ENCRYPTION_KEYS=[KEY_A])
-    account = add_account(old)
-    secret = connect(old, account, clock)
+def test_key_rotation(make_app: MakeApp, clock: FakeClock) -> None:
+    old = keyed(make_app, KEY_A)
+    account = add_user(old)
+    secret = connect_on(old, account, clock)
     assert Fernet(KEY_A).decrypt(stored_secrets(old)[account.id].encode()).decode() == secret
 
     # A new key first, the old one after it: secrets under the old key still work.
-    both = make_example_app(UCLOUD_2FA_ENCRYPTION_KEYS=[KEY_B, KEY_A])
+    both = keyed(make_app, KEY_B, KEY_A)
     answered = log_in_with_totp(both, account, secret, clock)
     assert answered.status_code == 200, answered.json
     assert set(answered.json) == TOKEN_KEYS
@@ -231,15 +165,15 @@ def test_key_rotation(make_example_app: MakeApp, clock: FakeClock) -> None:
         Fernet(KEY_A).decrypt(encrypted.encode())
 
     # The old key can now go.
-    new = make_example_app(UCLOUD_2FA_ENCRYPTION_KEYS=[KEY_B])
+    new = keyed(make_app, KEY_B)
     answered = log_in_with_totp(new, account, secret, clock)
     assert answered.status_code == 200, answered.json
     assert set(answered.json) == TOKEN_KEYS
 
     # A worker still configured with the old key alone cannot read the secret any more.
-    stale = make_example_app(UCLOUD_2FA_ENCRYPTION_KEYS=[KEY_A])
+    stale = keyed(make_app, KEY_A)
     client = stale.test_client()
-    challenge_id = begin_login(client, account.username, account.password)
+    challenge_id = begin_login(client, account)
     with pytest.raises(UnreadableSecret, match="cannot be decrypted with any key of UCLOUD_2FA"):
         client.post(
             "/auth/2fa/challenge",
@@ -248,13 +182,13 @@ def test_key_rotation(make_example_app: MakeApp, clock: FakeClock) -> None:
     assert stored_secrets(new)[account.id] == encrypted
 
 
-def test_rotation_counts_every_credential(make_example_app: MakeApp, clock: FakeClock) -> None:
-    old = make_example_app(UCLOUD_2FA_ENCRYPTION_KEYS=[KEY_A])
-    connected = [add_account(old) for _ in range(2)]
-    secrets_ = [connect(old, account, clock) for account in connected]
-    pending = add_account(old)
+def test_rotation_counts_every_credential(make_app: MakeApp, clock: FakeClock) -> None:
+    old = keyed(make_app, KEY_A)
+    connected = [add_user(old) for _ in range(2)]
+    secrets_ = [connect_on(old, account, clock) for account in connected]
+    pending = add_user(old)
     pending_secret = old.test_client().post("/auth/2fa", headers=pending.headers).json["secret"]
-    both = make_example_app(UCLOUD_2FA_ENCRYPTION_KEYS=[KEY_B, KEY_A])
+    both = keyed(make_app, KEY_B, KEY_A)
 
     first = cli(both, "rotate-keys")
     again = cli(both, "rotate-keys")
@@ -270,8 +204,8 @@ def test_rotation_counts_every_credential(make_example_app: MakeApp, clock: Fake
     } == expected
 
 
-def test_rotation_without_credentials(make_example_app: MakeApp) -> None:
-    app = make_example_app(UCLOUD_2FA_ENCRYPTION_KEYS=[KEY_B, KEY_A])
+def test_rotation_without_credentials(make_app: MakeApp) -> None:
+    app = keyed(make_app, KEY_B, KEY_A)
 
     result = cli(app, "rotate-keys")
 
@@ -280,23 +214,23 @@ def test_rotation_without_credentials(make_example_app: MakeApp) -> None:
 
 
 def test_rotation_with_an_unreadable_secret_changes_nothing(
-    make_example_app: MakeApp, clock: FakeClock
+    make_app: MakeApp, clock: FakeClock
 ) -> None:
-    old = make_example_app(UCLOUD_2FA_ENCRYPTION_KEYS=[KEY_A])
-    readable, unreadable = add_account(old), add_account(old)
-    connect(old, readable, clock)
-    connect(old, unreadable, clock)
-    credential = example_app.two_factor.models.Credential
+    old = keyed(make_app, KEY_A)
+    readable, unreadable = add_user(old), add_user(old)
+    connect_on(old, readable, clock)
+    connect_on(old, unreadable, clock)
+    credential = two_factor_of(old).models.Credential
     foreign = Fernet(Fernet.generate_key()).encrypt(b"JBSWY3DPEHPK3PXP").decode()
     with old.app_context():
-        db.session.execute(
+        db_of(old).session.execute(
             update(credential)
             .where(credential.user_id == unreadable.id)
             .values(encrypted_secret=foreign)
         )
-        db.session.commit()
+        db_of(old).session.commit()
     before = stored_secrets(old)
-    both = make_example_app(UCLOUD_2FA_ENCRYPTION_KEYS=[KEY_B, KEY_A])
+    both = keyed(make_app, KEY_B, KEY_A)
 
     result = cli(both, "rotate-keys")
 
@@ -305,35 +239,23 @@ def test_rotation_with_an_unreadable_secret_changes_nothing(
     assert stored_secrets(both) == before
 
 
-def test_recovery_codes_across_a_key_rotation(make_example_app: MakeApp, clock: FakeClock) -> None:
+def test_recovery_codes_across_a_key_rotation(make_app: MakeApp, clock: FakeClock) -> None:
     """Recovery codes are keyed hashes under the configured keys: old codes work while the old
     key is configured, and codes made under the new key work once the old key is gone (as
     the README says: keep an old key until users have regenerated their codes)."""
-    old = make_example_app(UCLOUD_2FA_ENCRYPTION_KEYS=[KEY_A])
-    account = add_account(old)
-    secret = connect(old, account, clock)
-    old_codes = (
-        old.test_client()
-        .post(
-            "/auth/2fa/recovery-codes",
-            headers=account.headers,
-            json={"verificationCode": code_for(secret, clock)},
-        )
-        .json["recoveryCodes"]
-    )
-    clock.advance(30)
-    both = make_example_app(UCLOUD_2FA_ENCRYPTION_KEYS=[KEY_B, KEY_A])
+    old = keyed(make_app, KEY_A)
+    account = add_user(old)
+    secret = connect_on(old, account, clock)
+    old_codes = new_codes(old.test_client(), account.headers, secret, clock)
+    both = keyed(make_app, KEY_B, KEY_A)
     assert cli(both, "rotate-keys").exit_code == 0
 
     def log_in_with_recovery_code(app: Flask, code: str) -> Any:
         client = app.test_client()
-        challenge_id = begin_login(client, account.username, account.password)
-        return client.post(
-            "/auth/2fa/challenge", json={"challengeId": challenge_id, "recoveryCode": code}
-        )
+        return answer_with_recovery_code(client, begin_login(client, account), code)
 
     assert log_in_with_recovery_code(both, old_codes[0]).status_code == 200
-    new_codes = (
+    regenerated = (
         both.test_client()
         .post(
             "/auth/2fa/recovery-codes",
@@ -342,23 +264,23 @@ def test_recovery_codes_across_a_key_rotation(make_example_app: MakeApp, clock: 
         )
         .json["recoveryCodes"]
     )
-    new = make_example_app(UCLOUD_2FA_ENCRYPTION_KEYS=[KEY_B])
-    assert log_in_with_recovery_code(new, new_codes[0]).status_code == 200
+    new = keyed(make_app, KEY_B)
+    assert log_in_with_recovery_code(new, regenerated[0]).status_code == 200
 
 
-def test_keys_as_a_comma_separated_string(make_example_app: MakeApp, clock: FakeClock) -> None:
-    old = make_example_app(UCLOUD_2FA_ENCRYPTION_KEYS=[KEY_A])
-    account = add_account(old)
-    secret = connect(old, account, clock)
+def test_keys_as_a_comma_separated_string(make_app: MakeApp, clock: FakeClock) -> None:
+    old = keyed(make_app, KEY_A)
+    account = add_user(old)
+    secret = connect_on(old, account, clock)
 
-    app = make_example_app(UCLOUD_2FA_ENCRYPTION_KEYS=f" {KEY_B} , {KEY_A},")
+    app = make_app({"UCLOUD_2FA_ENCRYPTION_KEYS": f" {KEY_B} , {KEY_A},"})
 
     # The second key decrypts...
     answered = log_in_with_totp(app, account, secret, clock)
     assert answered.status_code == 200, answered.json
     # ...and the first encrypts.
-    other = add_account(app)
-    other_secret = connect(app, other, clock)
+    other = add_user(app)
+    other_secret = connect_on(app, other, clock)
     stored = stored_secrets(app)[other.id]
     assert Fernet(KEY_B).decrypt(stored.encode()).decode() == other_secret
 
@@ -392,25 +314,12 @@ class SmallApp:
     clock: FakeClock
 
     def connect(self, name: str) -> str:
-        client = self.app.test_client()
-        headers = {"Authorization": f"Bearer {name}"}
-        setup = client.post("/auth/2fa", headers=headers)
-        assert setup.status_code == 200, setup.json
-        confirmed = answer(
-            client, setup.json["challengeId"], code_for(setup.json["secret"], self.clock), headers
-        )
-        assert confirmed.status_code == 200, confirmed.json
-        self.clock.advance(30)
-        secret: str = setup.json["secret"]
-        return secret
+        return connect(self.app.test_client(), bearer(name), self.clock)
 
     def log_in(self, name: str, secret: str) -> Any:
         client = self.app.test_client()
         challenge_id = client.post("/login", json={"user_id": name}).json["2fa"]
-        response = client.post(
-            "/auth/2fa/challenge",
-            json={"challengeId": challenge_id, "verificationCode": code_for(secret, self.clock)},
-        )
+        response = answer(client, challenge_id, code_for(secret, self.clock))
         self.clock.advance(30)
         return response
 
@@ -422,7 +331,7 @@ MakeSmallApp = Callable[..., SmallApp]
 def make_small_app(tmp_path: Any) -> Iterator[MakeSmallApp]:
     """Build an integrator app on one SQLite file, with the config the test gives."""
     apps: list[Flask] = []
-    clock = FakeClock(now=1_800_000_000 - 1_800_000_000 % 30 + 5)
+    clock = FakeClock()
 
     def make(**config: Any) -> SmallApp:
         app = Flask("small_app")
@@ -440,14 +349,7 @@ def make_small_app(tmp_path: Any) -> Iterator[MakeSmallApp]:
             name: str = token.name
             return name
 
-        @two_factor.login_completed
-        def finish(login: CompletedLogin) -> ResponseReturnValue:
-            return jsonify({"user": login.user_id, "amr": login.methods})
-
-        @app.post("/login")
-        def login() -> ResponseReturnValue:
-            return two_factor.login(request.get_json()["user_id"])
-
+        add_id_login(app, two_factor)
         two_factor.init_app(app)
         with app.app_context():
             fallback_db.create_all()
@@ -483,7 +385,7 @@ def test_key_derived_from_secret_key_with_a_warning(
     secret = small.connect("carol")
     with small.app.app_context():
         encrypted = fallback_db.session.execute(
-            select(small.app.extensions["ucloud_2fa"].models.Credential.encrypted_secret)
+            select(two_factor_of(small.app).models.Credential.encrypted_secret)
         ).scalar_one()
     assert secret not in encrypted
     answered = small.log_in("carol", secret)
@@ -633,7 +535,7 @@ def test_secrets_and_codes_never_reach_the_logs(
     assert refused.status_code == 403
     clock.advance(30)
 
-    challenge_id = begin_login(client, user.username, user.password)
+    challenge_id = begin_login(client, user)
     long_secrets.add(challenge_id)
     wrong = unlikely_wrong_code(secret, clock)
     codes.add(wrong)
@@ -647,7 +549,7 @@ def test_secrets_and_codes_never_reach_the_logs(
         "/auth/2fa/challenge", json={"challengeId": challenge_id, "verificationCode": login_code}
     )
     assert logged_in.status_code == 200
-    challenge_id = begin_login(client, user.username, user.password)
+    challenge_id = begin_login(client, user)
     long_secrets.add(challenge_id)
     recovered = client.post(
         "/auth/2fa/challenge",
@@ -678,7 +580,13 @@ def test_secrets_and_codes_never_reach_the_logs(
 
 
 def test_reprs_carry_no_secrets(
-    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+    app: Flask,
+    db: Any,
+    two_factor: TwoFactor,
+    client: FlaskClient,
+    connected_user: tuple[TestUser, str],
+    make_user: Callable[[str], TestUser],
+    clock: FakeClock,
 ) -> None:
     user, secret = connected_user
     codes = client.post(
@@ -686,14 +594,15 @@ def test_reprs_carry_no_secrets(
         headers=user.headers,
         json={"verificationCode": code_for(secret, clock)},
     ).json["recoveryCodes"]
-    challenge_id = begin_login(client, user.username, user.password)
-    models = example_app.two_factor.models
+    challenge_id = begin_login(client, user)
+    models = two_factor.models
+    other_user = make_user("other")
 
     with app.app_context():
         credential = db.session.execute(select(models.Credential)).scalar_one()
         challenge = db.session.execute(select(models.Challenge)).scalar_one()
         recovery_rows = db.session.execute(select(models.RecoveryCode)).scalars().all()
-        settings = example_app.two_factor.settings
+        settings = settings_of(app)
         hidden = [
             secret,
             secret.lower(),
@@ -716,9 +625,8 @@ def test_reprs_carry_no_secrets(
             repr(Proof(recovery_code=codes[0].replace("-", ""))),
         ]
         assert str(user.id) in repr(credential)
-        with app.test_request_context():
-            # A second user's setup, made through the service as the view makes it.
-            other = example_app.two_factor.service().create_credentials("other", "other")
+        # A second user's setup, made as the view makes it.
+        other = two_factor.start_setup(other_user.id, "other")
         assert isinstance(other, CreatedCredentials)
         hidden += [other.secret, other.challenge_id, other.otp_auth_uri, other.qr_code_b64_data]
         reprs += [repr(other), str(other)]

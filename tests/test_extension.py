@@ -17,7 +17,6 @@ from authlib.integrations.sqla_oauth2 import create_bearer_token_validator
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask import jsonify
-from flask import request
 from flask.typing import ResponseReturnValue
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ForeignKey
@@ -28,14 +27,19 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import relationship
 
-import example_app
-from flask_ucloud_2fa import CompletedLogin
+from flask_ucloud_2fa import LoginCompleted
+from flask_ucloud_2fa import Proof
 from flask_ucloud_2fa import TwoFactor
 
-from conftest import FakeClock
-from conftest import answer
-from conftest import code_for
-from conftest import counting
+from helpers import FakeClock
+from helpers import add_id_login
+from helpers import answer
+from helpers import code_for
+from helpers import connect
+from helpers import counting
+from helpers import settings_of
+from helpers import two_factor_of
+from helpers import wrong_code
 
 #: One encryption key for every custom app of this module.
 KEY = Fernet.generate_key().decode()
@@ -131,7 +135,7 @@ def make_custom_app(tmp_path: Any) -> Iterator[MakeApp]:
         protector.register_token_validator(
             create_bearer_token_validator(custom_db.session, AccountToken)()
         )
-        clock = FakeClock(now=1_800_000_000 - 1_800_000_000 % 30 + 5)
+        clock = FakeClock()
         two_factor = TwoFactor(db=custom_db, resource_protector=protector, clock=clock)
         if account_name_loader:
 
@@ -139,16 +143,7 @@ def make_custom_app(tmp_path: Any) -> Iterator[MakeApp]:
             def account_name(token: AccountToken) -> str:
                 return token.user.name
 
-        if login_completed:
-
-            @two_factor.login_completed
-            def finish(login: CompletedLogin) -> ResponseReturnValue:
-                return jsonify({"user": login.user_id, "amr": login.methods})
-
-        @app.post("/login")
-        def login() -> ResponseReturnValue:
-            return two_factor.login(request.get_json()["user_id"])
-
+        add_id_login(app, two_factor, login_completed=login_completed)
         two_factor.init_app(app)
         with app.app_context():
             custom_db.create_all()
@@ -161,24 +156,9 @@ def make_custom_app(tmp_path: Any) -> Iterator[MakeApp]:
             custom_db.engine.dispose()
 
 
-def connect(custom: CustomApp, headers: dict[str, str], prefix: str = "/auth/2fa") -> str:
+def connect_custom(custom: CustomApp, headers: dict[str, str], prefix: str = "/auth/2fa") -> str:
     """Set up and confirm 2FA for the token's account; the secret. Moves the clock a step on."""
-    client = custom.app.test_client()
-    setup = client.post(prefix, headers=headers)
-    assert setup.status_code == 200, setup.json
-    secret: str = setup.json["secret"]
-    confirmed = client.post(
-        f"{prefix}/challenge",
-        headers=headers,
-        json={
-            "challengeId": setup.json["challengeId"],
-            "verificationCode": code_for(secret, custom.clock),
-        },
-    )
-    assert confirmed.status_code == 200, confirmed.json
-    assert confirmed.json == {}
-    custom.clock.advance(30)
-    return secret
+    return connect(custom.app.test_client(), headers, custom.clock, prefix)
 
 
 # -- registration ------------------------------------------------------------------------------
@@ -186,11 +166,7 @@ def connect(custom: CustomApp, headers: dict[str, str], prefix: str = "/auth/2fa
 
 def test_extension_is_stored_in_app_extensions(make_custom_app: MakeApp) -> None:
     custom = make_custom_app()
-    assert custom.app.extensions["ucloud_2fa"] is custom.two_factor
-
-
-def test_example_app_stores_its_extension(app: Flask) -> None:
-    assert app.extensions["ucloud_2fa"] is example_app.two_factor
+    assert two_factor_of(custom.app) is custom.two_factor
 
 
 def test_app_passed_to_the_constructor_is_initialised(tmp_path: Any) -> None:
@@ -199,7 +175,7 @@ def test_app_passed_to_the_constructor_is_initialised(tmp_path: Any) -> None:
     app.config["UCLOUD_2FA_ENCRYPTION_KEYS"] = [KEY]
     two_factor = TwoFactor(app, db=custom_db, resource_protector=ResourceProtector())
 
-    assert app.extensions["ucloud_2fa"] is two_factor
+    assert two_factor_of(app) is two_factor
     assert "ucloud_2fa" in app.blueprints
     assert {rule.rule for rule in app.url_map.iter_rules()} >= {
         "/auth/2fa",
@@ -227,7 +203,7 @@ def test_init_app_twice_on_one_app_is_refused(
     ):
         second.init_app(custom.app)
 
-    assert custom.app.extensions["ucloud_2fa"] is custom.two_factor
+    assert two_factor_of(custom.app) is custom.two_factor
 
 
 def test_one_instance_serves_several_apps_with_their_own_settings(
@@ -241,13 +217,11 @@ def test_one_instance_serves_several_apps_with_their_own_settings(
 
     first.two_factor.init_app(other)
 
-    assert other.extensions["ucloud_2fa"] is first.two_factor
-    with other.app_context():
-        assert first.two_factor.settings.issuer == "Other"
-        assert first.two_factor.settings.url_prefix == "/mfa"
-    with first.app.app_context():
-        assert first.two_factor.settings.issuer == "custom_app"
-        assert first.two_factor.settings.url_prefix == "/auth/2fa"
+    assert two_factor_of(other) is first.two_factor
+    assert settings_of(other).issuer == "Other"
+    assert settings_of(other).url_prefix == "/mfa"
+    assert settings_of(first.app).issuer == "custom_app"
+    assert settings_of(first.app).url_prefix == "/auth/2fa"
     assert other.test_client().get("/mfa/status").status_code == 401
     assert first.app.test_client().get("/auth/2fa/status").status_code == 401
 
@@ -261,6 +235,7 @@ def test_hook_decorators_return_the_function(make_custom_app: MakeApp) -> None:
     assert two_factor.login_completed(hook) is hook
     assert two_factor.account_name_loader(hook) is hook
     assert two_factor.user_id_loader(hook) is hook
+    assert two_factor.token_methods_loader(hook) is hook
 
 
 # -- configuration -----------------------------------------------------------------------------
@@ -354,7 +329,7 @@ def test_custom_url_prefix_serves_the_routes(make_custom_app: MakeApp) -> None:
     assert status.json == {"connected": False}
     assert client.get("/auth/2fa/status", headers=headers).status_code == 404
 
-    connect(custom, headers, prefix="/mfa")
+    connect_custom(custom, headers, prefix="/mfa")
 
     assert client.get("/mfa/status", headers=headers).json == {"connected": True}
 
@@ -380,24 +355,15 @@ def test_custom_max_attempts(make_custom_app: MakeApp) -> None:
     _, headers = custom.add_account("carol")
     client = custom.app.test_client()
     setup = client.post("/auth/2fa", headers=headers).json
-    valid = {code_for(setup["secret"], custom.clock, offset) for offset in (-1, 0, 1)}
-    wrong = next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in valid)
+    wrong = wrong_code(setup["secret"], custom.clock)
 
-    def answer(code: str) -> Any:
-        return client.post(
-            "/auth/2fa/challenge",
-            headers=headers,
-            json={"challengeId": setup["challengeId"], "verificationCode": code},
-        )
-
-    first = answer(wrong)
-    assert first.status_code == 403
-    assert first.json["remainingAttempts"] == 1
-    second = answer(wrong)
-    assert second.status_code == 403
-    assert second.json["remainingAttempts"] == 0
+    for remaining in (1, 0):
+        response = answer(client, setup["challengeId"], wrong, headers)
+        assert response.status_code == 403
+        assert response.json["remainingAttempts"] == remaining
     assert custom.count(custom.two_factor.models.Challenge) == 0
-    assert answer(code_for(setup["secret"], custom.clock)).status_code == 404
+    right = code_for(setup["secret"], custom.clock)
+    assert answer(client, setup["challengeId"], right, headers).status_code == 404
 
 
 # -- hooks the integrator forgot ---------------------------------------------------------------
@@ -442,7 +408,7 @@ def test_missing_login_completed_hook_fails_at_the_login_challenge(
 ) -> None:
     custom = make_custom_app(login_completed=False)
     user_id, headers = custom.add_account("carol")
-    secret = connect(custom, headers)
+    secret = connect_custom(custom, headers)
     client = custom.app.test_client()
     login = client.post("/login", json={"user_id": user_id})
     assert login.status_code == 200
@@ -458,7 +424,7 @@ def test_missing_login_completed_hook_fails_at_the_login_challenge(
     assert custom.count(custom.two_factor.models.Challenge) == 1
 
     @custom.two_factor.login_completed
-    def finish(completed: CompletedLogin) -> ResponseReturnValue:
+    def finish(completed: LoginCompleted) -> ResponseReturnValue:
         return jsonify({"user": completed.user_id, "amr": completed.methods})
 
     response = client.post(
@@ -478,7 +444,7 @@ def test_login_step_on_a_custom_app(make_custom_app: MakeApp) -> None:
         "user": str(user_id),
         "amr": ["pwd"],
     }
-    secret = connect(custom, headers)
+    secret = connect_custom(custom, headers)
     login = client.post("/login", json={"user_id": user_id}).json
     assert set(login) == {"2fa"}
     response = client.post(
@@ -511,7 +477,7 @@ def test_status_without_load_with_token_asks_the_database(make_custom_app: MakeA
     with custom.app.app_context():
         engine = custom_db.engine
     assert client.get("/auth/2fa/status", headers=headers).json == {"connected": False}
-    connect(custom, headers)
+    connect_custom(custom, headers)
     with counting(engine) as statements:
         assert client.get("/auth/2fa/status", headers=headers).json == {"connected": True}
     # AccountToken does not carry the state: the token lookup, then one SELECT.
@@ -525,7 +491,7 @@ def test_load_with_token_takes_the_user_id_column(make_custom_app: MakeApp) -> N
     custom = make_custom_app()
     account_id, headers = custom.add_account("erin")
     pending_id, pending_headers = custom.add_account("frank")
-    connect(custom, headers)
+    connect_custom(custom, headers)
     assert custom.app.test_client().post("/auth/2fa", headers=pending_headers).status_code == 200
     custom.two_factor.load_with_token(GrantToken, GrantToken.owner)
     with custom.app.app_context():
@@ -536,7 +502,7 @@ def test_load_with_token_takes_the_user_id_column(make_custom_app: MakeApp) -> N
         custom_db.session.expunge_all()
         with counting(custom_db.engine) as statements:
             tokens = custom_db.session.execute(select(GrantToken).order_by(GrantToken.id))
-            states = [custom.two_factor.is_connected(token) for token in tokens.scalars()]
+            states = [custom.two_factor.is_connected(token=token) for token in tokens.scalars()]
     assert states == [True, False, False]
     assert len(statements) == 1, statements
 
@@ -595,3 +561,50 @@ def test_routing_errors_elsewhere_keep_the_apps_own_handlers(tmp_path: Any) -> N
     ours = client.get("/auth/2fa/no-such-route")
     assert ours.status_code == 404
     assert ours.json["errorCode"] == "NOT_FOUND"
+
+
+# -- an app the extension was never registered on ---------------------------------------------
+
+NOT_REGISTERED = (
+    "Flask-UCloud-2FA is not registered on the current app. Call 'two_factor.init_app(app)' in"
+    " your app factory, or pass the app to 'TwoFactor(app, ...)'."
+)
+PROOF = Proof(code="123456")
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        pytest.param(lambda two_factor: two_factor.login(1), id="login"),
+        pytest.param(lambda two_factor: two_factor.start_setup(1, "carol"), id="start_setup"),
+        pytest.param(
+            lambda two_factor: two_factor.confirm_setup("x", PROOF, user_id=1), id="confirm_setup"
+        ),
+        pytest.param(lambda two_factor: two_factor.answer_login("x", PROOF), id="answer_login"),
+        pytest.param(
+            lambda two_factor: two_factor.answer_challenge("x", PROOF), id="answer_challenge"
+        ),
+        pytest.param(
+            lambda two_factor: two_factor.regenerate_recovery_codes(1, PROOF),
+            id="regenerate_recovery_codes",
+        ),
+        pytest.param(lambda two_factor: two_factor.disable(1, PROOF), id="disable"),
+        pytest.param(lambda two_factor: two_factor.is_connected(1), id="is_connected"),
+        pytest.param(lambda two_factor: two_factor.status(1), id="status"),
+        pytest.param(lambda two_factor: two_factor.reset(1), id="reset"),
+        pytest.param(lambda two_factor: two_factor.rotate_keys(), id="rotate_keys"),
+    ],
+)
+def test_facade_on_an_app_without_init_app_names_init_app(
+    tmp_path: Any, use: Callable[[TwoFactor], Any]
+) -> None:
+    app = Flask("uninitialised")
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path}/uninitialised.sqlite"
+    db = SQLAlchemy(app)
+    two_factor = TwoFactor(db=db, resource_protector=ResourceProtector())
+
+    with app.test_request_context(), pytest.raises(RuntimeError, match=re.escape(NOT_REGISTERED)):
+        use(two_factor)
+
+    with app.app_context():
+        db.engine.dispose()

@@ -6,11 +6,8 @@ Every test checks the counters where they live, in the database (``Credential.fa
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from datetime import datetime
-from datetime import timedelta
-from datetime import timezone
 from functools import partial
 from typing import TYPE_CHECKING
 from typing import Any
@@ -19,30 +16,40 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from werkzeug.security import generate_password_hash
 
-from example_app import db
-from example_app import two_factor
-from example_app.models import User
-from flask_ucloud_2fa.challenges import Limits
-from flask_ucloud_2fa.challenges import hash_challenge_id
-from flask_ucloud_2fa.errors import LockedOut
-from flask_ucloud_2fa.errors import TooManyAttempts
-from flask_ucloud_2fa.extension import DEFAULTS
+from flask_ucloud_2fa import LockedOut
+from flask_ucloud_2fa import TooManyAttempts
+from flask_ucloud_2fa.config import DEFAULTS
+from flask_ucloud_2fa.service import Limits
 
-from conftest import FAST_HASH
-from conftest import FakeClock
-from conftest import answer
-from conftest import code_for
-from conftest import race
-from conftest import wrong_code
+from helpers import ERROR_KEYS
+from helpers import TOKEN_KEYS
+from helpers import FakeClock
+from helpers import add_user
+from helpers import answer
+from helpers import assert_blocked
+from helpers import assert_error
+from helpers import bearer
+from helpers import begin_login
+from helpers import challenge_attempts
+from helpers import challenge_count
+from helpers import cli
+from helpers import code_for
+from helpers import connect
+from helpers import credential_value
+from helpers import db_of
+from helpers import login
+from helpers import login_challenge
+from helpers import race
+from helpers import settings_of
+from helpers import two_factor_of
+from helpers import utc
+from helpers import wrong_code
 
 if TYPE_CHECKING:
     # Imported for annotations only: a module-level Test* class would be collected by pytest.
-    from conftest import TestUser
+    from helpers import TestUser
 
-ERROR_KEYS = {"statusCode", "why", "errorCode"}
-TOKEN_KEYS = {"accessToken", "refreshToken", "expiresAt"}
 DEFAULT_LIMITS = {
     "UCLOUD_2FA_MAX_ATTEMPTS": 5,
     "UCLOUD_2FA_BACKOFF_AFTER": 5,
@@ -57,83 +64,25 @@ ROUNDS = 3
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def login_challenge(app: Flask, user_id: int | str) -> str:
-    """A login challenge from the login step itself, as a JSON client gets it."""
-    with app.test_request_context("/auth/login", method="POST"):
-        response = app.make_response(two_factor.login(user_id))
-    assert response.status_code == 200, response.get_data(as_text=True)
-    assert set(response.json) == {"2fa"}
-    challenge_id: str = response.json["2fa"]
-    return challenge_id
-
-
-def utc(clock: FakeClock, seconds: int = 0) -> datetime:
-    """The clock's time plus ``seconds``, as the extension stores it (naive UTC)."""
-    now = datetime.fromtimestamp(clock.now, timezone.utc).replace(tzinfo=None)
-    return now + timedelta(seconds=seconds)
-
-
-def limits_state(app: Flask, user_id: int | str) -> tuple[int, datetime | None] | None:
+def limits_state(app: Flask, user_id: int) -> tuple[int, datetime | None] | None:
     """``(failures, blocked_until)`` of the user's credential, or ``None`` without one."""
-    credential = two_factor.models.Credential
+    credential = two_factor_of(app).models.Credential
     with app.app_context():
-        row = db.session.execute(
-            select(credential.failures, credential.blocked_until).where(
-                credential.user_id == str(user_id)
+        row = (
+            db_of(app)
+            .session.execute(
+                select(credential.failures, credential.blocked_until).where(
+                    credential.user_id == user_id
+                )
             )
-        ).one_or_none()
+            .one_or_none()
+        )
         return None if row is None else (row.failures, row.blocked_until)
 
 
-def challenge_attempts(app: Flask, challenge_id: str) -> int | None:
-    """The attempts stored for ``challenge_id``, or ``None`` when it has no row."""
-    challenge = two_factor.models.Challenge
-    with app.app_context():
-        attempts: int | None = db.session.execute(
-            select(challenge.attempts).where(challenge.id_hash == hash_challenge_id(challenge_id))
-        ).scalar_one_or_none()
-        return attempts
-
-
-def challenge_count(app: Flask, user_id: int | str) -> int:
-    challenge = two_factor.models.Challenge
-    with app.app_context():
-        return len(
-            db.session.execute(select(challenge.id_hash).where(challenge.user_id == str(user_id)))
-            .scalars()
-            .all()
-        )
-
-
-def last_used_step(app: Flask, user_id: int | str) -> int | None:
-    credential = two_factor.models.Credential
-    with app.app_context():
-        step: int | None = db.session.execute(
-            select(credential.last_used_step).where(credential.user_id == str(user_id))
-        ).scalar_one()
-        return step
-
-
-def assert_error(response: Any, status: int, error_code: str) -> None:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.json
-    assert ERROR_KEYS <= set(body)
-    assert body["statusCode"] == status
-    assert body["errorCode"] == error_code
-    assert isinstance(body["why"], str) and body["why"]
-
-
-def assert_blocked(response: Any, error_code: str, retry_after: int, *secrets_: str) -> None:
-    """A 429 in UCloud's error shape plus ``retryAfter``, which ``Retry-After`` repeats."""
-    assert_error(response, 429, error_code)
-    body = response.json
-    assert set(body) == ERROR_KEYS | {"retryAfter"}
-    assert type(body["retryAfter"]) is int
-    assert body["retryAfter"] == retry_after
-    assert response.headers["Retry-After"] == str(retry_after)
-    text = response.get_data(as_text=True)
-    for value in secrets_:
-        assert value not in text
+def last_used_step(app: Flask, user_id: int) -> int | None:
+    step: int | None = credential_value(app, user_id, "last_used_step")
+    return step
 
 
 def fail_once(
@@ -173,8 +122,7 @@ def test_default_limits(app: Flask) -> None:
         max_attempts=5, backoff_after=5, backoff_max=60, lockout_after=100, lockout_duration=3600
     )
     assert Limits() == expected
-    with app.app_context():
-        assert two_factor.settings.limits == expected
+    assert settings_of(app).limits == expected
 
 
 @pytest.mark.parametrize(
@@ -440,7 +388,7 @@ def test_admin_reset_clears_a_lockout(
     pending = login_challenge(app, user.id)
     assert_blocked(answer(client, pending, code_for(secret, clock)), "LOCKED_OUT", 600)
 
-    result = app.test_cli_runner().invoke(args=["ucloud-2fa", "reset", str(user.id), "--yes"])
+    result = cli(app, "reset", str(user.id), "--yes")
 
     assert result.exit_code == 0, result.output
     assert f"Reset 2FA of user '{user.id}'" in result.output
@@ -448,10 +396,10 @@ def test_admin_reset_clears_a_lockout(
     assert challenge_count(app, user.id) == 0
     assert_error(answer(client, pending, code_for(secret, clock)), 404, "CHALLENGE_NOT_FOUND")
     # The password alone logs in now, at once: no credential, no back-off left.
-    login = client.post("/auth/login", json={"username": user.username, "password": user.password})
-    assert login.status_code == 200, login.json
-    assert set(login.json) == TOKEN_KEYS
-    headers = {"Authorization": f"Bearer {login.json['accessToken']}"}
+    logged_in = login(client, user)
+    assert logged_in.status_code == 200, logged_in.json
+    assert set(logged_in.json) == TOKEN_KEYS
+    headers = bearer(logged_in.json["accessToken"])
     assert client.get("/auth/2fa/status", headers=headers).json == {"connected": False}
     assert limits_state(app, user.id) is None
 
@@ -501,9 +449,7 @@ def test_attacker_failing_victims_challenges_delays_victim_at_most_backoff_max(
     assert limits_state(app, user.id) == (30, utc(clock, backoff_max))
 
     # The victim logs in right after the attacker's latest failure: the worst case.
-    login = victim.post("/auth/login", json={"username": user.username, "password": user.password})
-    assert login.status_code == 200
-    challenge_id = login.json["2fa"]
+    challenge_id = begin_login(victim, user)
     blocked = answer(victim, challenge_id, code_for(secret, clock))
     assert_blocked(blocked, "TOO_MANY_ATTEMPTS", backoff_max)
     assert challenge_attempts(app, challenge_id) == 0
@@ -518,37 +464,17 @@ def test_attacker_failing_victims_challenges_delays_victim_at_most_backoff_max(
 # -- races on PostgreSQL ----------------------------------------------------------------------
 
 
-def connected_pg_user(app: Flask, clock: FakeClock) -> tuple[str, str]:
-    """A new user with 2FA connected: the user id and the secret. Moves the clock a step on."""
-    username = f"user-{secrets.token_hex(4)}"
-    password = secrets.token_urlsafe(12)
-    with app.app_context():
-        user = User(username=username, password_hash=generate_password_hash(password, FAST_HASH))
-        db.session.add(user)
-        db.session.commit()
-        user_id = str(user.id)
-    client = app.test_client()
-    login = client.post("/auth/login", json={"username": username, "password": password})
-    headers = {"Authorization": f"Bearer {login.json['accessToken']}"}
-    setup = client.post("/auth/2fa", headers=headers).json
-    connected = answer(
-        client, setup["challengeId"], code_for(setup["secret"], clock), headers=headers
-    )
-    assert connected.status_code == 200, connected.json
-    clock.advance(30)
-    secret: str = setup["secret"]
-    return user_id, secret
-
-
 @pytest.mark.parametrize(
     "backoff_after", [THREADS + 1, DEFAULT_LIMITS["UCLOUD_2FA_BACKOFF_AFTER"]]
 )
 def test_parallel_wrong_answers_on_many_challenges_are_all_counted(
     make_pg_app: Callable[..., Flask], clock: FakeClock, backoff_after: int
 ) -> None:
-    app = make_pg_app(UCLOUD_2FA_BACKOFF_AFTER=backoff_after)
+    app = make_pg_app({"UCLOUD_2FA_BACKOFF_AFTER": backoff_after})
     limits = Limits(backoff_after=backoff_after)
-    user_id, secret = connected_pg_user(app, clock)
+    racer = add_user(app)
+    user_id = racer.id
+    secret = connect(app.test_client(), racer.headers, clock)
     for _ in range(ROUNDS):
         challenge_ids = [login_challenge(app, user_id) for _ in range(THREADS)]
         wrong = wrong_code(secret, clock)

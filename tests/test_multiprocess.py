@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -21,25 +20,16 @@ from pathlib import Path
 import pyotp
 import pytest
 import requests
-from cryptography.fernet import Fernet
 from flask import Flask
 from werkzeug.security import generate_password_hash
 
-from example_app import create_app
-from example_app import db
-from example_app import two_factor
-from example_app.models import User
-
-from conftest import FAST_HASH
+from helpers import FAST_HASH
+from helpers import failures_of
+from helpers import free_port
+from integrator import integrator_of
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+MakeApp = Callable[..., Flask]
 
 
 def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -55,31 +45,29 @@ def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def local_app(postgresql_url: str) -> Iterator[Flask]:
-    """The example app in this process, on the servers' database, to read and seed it.
+def local_app(make_pg_app: MakeApp) -> Flask:
+    """The integrator app in this process, on the servers' database, to read and seed it.
 
     It creates the tables before the servers start, so neither races to create them.
     """
-    app = create_app({"SQLALCHEMY_DATABASE_URI": postgresql_url})
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
+    return make_pg_app()
 
 
 @pytest.fixture
-def servers(postgresql_url: str, local_app: Flask) -> Iterator[list[str]]:
-    """Two gunicorn processes of the example app on one database; their base URLs."""
+def servers(postgresql_url: str, local_app: Flask, tmp_path: Path) -> Iterator[list[str]]:
+    """Two gunicorn processes of the integrator app on one database; their base URLs."""
     config = {
         "FLASK_SQLALCHEMY_DATABASE_URI": postgresql_url,
         "FLASK_SECRET_KEY": secrets.token_urlsafe(32),
-        "FLASK_UCLOUD_2FA_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "FLASK_UCLOUD_2FA_ENCRYPTION_KEYS": ",".join(
+            local_app.config["UCLOUD_2FA_ENCRYPTION_KEYS"]
+        ),
+        "INTEGRATOR_INSTANCE_PATH": str(tmp_path),
     }
     processes, urls = [], []
     try:
         for _ in range(2):
-            port = _free_port()
+            port = free_port()
             process = subprocess.Popen(
                 [
                     sys.executable,
@@ -87,7 +75,8 @@ def servers(postgresql_url: str, local_app: Flask) -> Iterator[list[str]]:
                     "gunicorn",
                     "--workers=1",
                     f"--bind=127.0.0.1:{port}",
-                    "example_app:create_app()",
+                    "--pythonpath=tests",
+                    "integrator:create_app_from_env()",
                 ],
                 cwd=REPO,
                 env={**os.environ, **config},
@@ -119,11 +108,12 @@ def server_user(local_app: Flask) -> Callable[[str], ServerUser]:
 
     def make(base: str) -> ServerUser:
         username, password = f"user-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+        parts = integrator_of(local_app)
         with local_app.app_context():
             hashed = generate_password_hash(password, FAST_HASH)
-            user = User(username=username, password_hash=hashed)
-            db.session.add(user)
-            db.session.commit()
+            user = parts.User(username=username, password_hash=hashed)
+            parts.db.session.add(user)
+            parts.db.session.commit()
             user_id = user.id
         login = requests.post(
             f"{base}/auth/login", json={"username": username, "password": password}, timeout=10
@@ -244,9 +234,4 @@ def test_the_processes_share_attempt_counters(
         timeout=10,
     )
     assert blocked.status_code == 429 and blocked.headers["Retry-After"] == "1"
-    with local_app.app_context():
-        credential = two_factor.models.Credential
-        failures = db.session.execute(
-            db.select(credential.failures).filter_by(user_id=str(user.id))
-        ).scalar_one()
-    assert failures == 5
+    assert failures_of(local_app, user.id) == 5

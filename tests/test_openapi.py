@@ -5,7 +5,7 @@ Every generated request, valid or not, must get an answer the document describes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,9 +17,9 @@ from hypothesis import assume
 from hypothesis import given
 from hypothesis import settings
 
-from example_app import create_app
-from example_app import db
-from flask_ucloud_2fa.openapi import openapi_document
+from flask_ucloud_2fa import openapi_document
+
+from helpers import add_user
 
 
 def test_the_document_lists_every_route_of_the_blueprint(app: Flask) -> None:
@@ -51,23 +51,10 @@ def test_the_app_serves_its_document(client: FlaskClient) -> None:
 
 
 @pytest.fixture
-def fuzzed_app(tmp_path: Any) -> Iterator[tuple[Flask, str]]:
-    """The example app on SQLite with a user whose bearer token the fuzzer sends."""
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/f.db"})
-    from example_app.models import User
-
-    with app.app_context():
-        user = User(username="fuzz")
-        user.set_password("fuzz-password")
-        db.session.add(user)
-        db.session.commit()
-    login = app.test_client().post(
-        "/auth/login", json={"username": "fuzz", "password": "fuzz-password"}
-    )
-    yield app, login.json["accessToken"]
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+def fuzzed_app(make_sqlite_app: Callable[..., Flask]) -> tuple[Flask, str]:
+    """The integrator app on SQLite with a user whose bearer token the fuzzer sends."""
+    app = make_sqlite_app()
+    return app, add_user(app, "fuzz").token
 
 
 OPERATIONS = [

@@ -12,38 +12,27 @@ from typing import TYPE_CHECKING
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine
 
-import example_app
-from example_app import db
-
-from conftest import FakeClock
-from conftest import answer
-from conftest import code_for
-from conftest import counting
-from conftest import wrong_code
+from helpers import TOKEN_KEYS
+from helpers import FakeClock
+from helpers import answer
+from helpers import code_for
+from helpers import counting
+from helpers import engine_of
+from helpers import login
+from helpers import login_challenge
+from helpers import me
+from helpers import wrong_code
 
 if TYPE_CHECKING:
-    from conftest import TestUser
-
-
-def db_engine(app: Flask) -> Engine:
-    with app.app_context():
-        return db.engine
-
-
-def begin_login(app: Flask, user: TestUser) -> str:
-    with app.app_context():
-        challenge = example_app.two_factor.service().begin_login(str(user.id), ["pwd"], {})
-    assert challenge is not None
-    return challenge
+    from helpers import TestUser
 
 
 def test_protected_route_is_one_token_lookup(
     app: Flask, client: FlaskClient, user: TestUser
 ) -> None:
     # The baseline the others are counted against: Authlib's SELECT of the token.
-    with counting(db_engine(app)) as statements:
+    with counting(engine_of(app)) as statements:
         assert client.get("/api/me", headers=user.headers).status_code == 200
     token_lookups = [s for s in statements if s.startswith("SELECT") and " token" in s]
     assert len(token_lookups) == 1, statements
@@ -58,10 +47,10 @@ def test_status_is_the_token_lookup_alone(
         if connected
         else request.getfixturevalue("user")
     )
-    with counting(db_engine(app)) as statements:
+    with counting(engine_of(app)) as statements:
         response = client.get("/auth/2fa/status", headers=user.headers)
     assert response.json == {"connected": connected}
-    # The example app calls two_factor.load_with_token(Token): Authlib's SELECT of the token
+    # The integrator app calls two_factor.load_with_token(Token): Authlib's SELECT of the token
     # carries the 2FA state as a subquery, and status runs nothing of its own.
     assert len(statements) == 1, statements
     assert "FROM token" in statements[0]
@@ -71,7 +60,7 @@ def test_status_is_the_token_lookup_alone(
 def test_step_up_check_is_the_token_lookup_alone(
     app: Flask, client: FlaskClient, user: TestUser
 ) -> None:
-    with counting(db_engine(app)) as statements:
+    with counting(engine_of(app)) as statements:
         response = client.get("/api/me/security", headers=user.headers)
     assert response.status_code == 200, response.json
     assert len([s for s in statements if "ucloud_2fa_credential" in s]) == 1, statements
@@ -91,13 +80,13 @@ def test_correct_answer_runs_a_fixed_number_of_statements(
     headers: dict[str, str],
 ) -> None:
     user, secret = connected_user
-    challenge_id = begin_login(app, user)
-    with counting(db_engine(app)) as statements:
+    challenge_id = login_challenge(app, user.id)
+    with counting(engine_of(app)) as statements:
         response = answer(client, challenge_id, code_for(secret, clock), headers)
     assert response.status_code == 200, response.json
-    assert set(response.json) == {"accessToken", "refreshToken", "expiresAt"}
+    assert set(response.json) == TOKEN_KEYS
     # The extension: SELECT challenge JOIN credential; UPDATE credential (spend the time step);
-    # DELETE challenge (spend it). Then the example app's login_completed hook: INSERT token.
+    # DELETE challenge (spend it). Then the integrator's login_completed hook: INSERT token.
     # (No token lookup: a login challenge is answered without a bearer token.)
     assert [s.split()[0] for s in statements] == ["SELECT", "UPDATE", "DELETE", "INSERT"]
     assert "FROM ucloud_2fa_challenge JOIN ucloud_2fa_credential" in statements[0]
@@ -109,18 +98,11 @@ def test_correct_answer_runs_a_fixed_number_of_statements(
 def test_login_without_2fa_commits_the_hook_once(
     app: Flask, client: FlaskClient, user: TestUser
 ) -> None:
-    with counting(db_engine(app)) as statements:
-        response = client.post(
-            "/auth/login", json={"username": user.username, "password": user.password}
-        )
+    with counting(engine_of(app)) as statements:
+        response = login(client, user)
     assert response.status_code == 200, response.json
     assert statements.commits == 1
-    assert (
-        client.get(
-            "/api/me", headers={"Authorization": f"Bearer {response.json['accessToken']}"}
-        ).status_code
-        == 200
-    )
+    assert me(client, response.json["accessToken"]).status_code == 200
 
 
 def test_wrong_answer_runs_a_fixed_number_of_statements(
@@ -130,8 +112,8 @@ def test_wrong_answer_runs_a_fixed_number_of_statements(
     clock: FakeClock,
 ) -> None:
     user, secret = connected_user
-    challenge_id = begin_login(app, user)
-    with counting(db_engine(app)) as statements:
+    challenge_id = login_challenge(app, user.id)
+    with counting(engine_of(app)) as statements:
         response = answer(client, challenge_id, wrong_code(secret, clock))
     assert response.status_code == 403, response.json
     # SELECT challenge JOIN credential; UPDATE credential failures + 1 RETURNING;

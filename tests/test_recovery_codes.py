@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
@@ -14,30 +13,37 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func
 from sqlalchemy import select
-from werkzeug.security import generate_password_hash
 
-import example_app
-from example_app import db
-from example_app.models import Token
-from example_app.models import User
-
-from conftest import FAST_HASH
-from conftest import FakeClock
-from conftest import answer
-from conftest import code_for
-from conftest import race
-from conftest import wrong_code
+from helpers import TOKEN_KEYS
+from helpers import UNKNOWN_RECOVERY_CODE
+from helpers import FakeClock
+from helpers import add_user
+from helpers import answer
+from helpers import answer_with_recovery_code
+from helpers import assert_error
+from helpers import begin_login
+from helpers import canonical
+from helpers import challenge_count
+from helpers import code_for
+from helpers import connect
+from helpers import count
+from helpers import db_of
+from helpers import failures_of
+from helpers import me
+from helpers import new_codes
+from helpers import race
+from helpers import secret_box
+from helpers import stored_hashes
+from helpers import two_factor_of
+from helpers import wrong_code
+from integrator import integrator_of
 
 if TYPE_CHECKING:
     # Imported for annotations only: a module-level Test* class would be collected by pytest.
-    from conftest import TestUser
+    from helpers import TestUser
 
 RECOVERY_CODE = re.compile(r"[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}")
-TOKEN_KEYS = {"accessToken", "refreshToken", "expiresAt"}
-#: Well-formed, but never one of anybody's codes (recovery codes never contain "A2A2...").
-UNKNOWN_RECOVERY_CODE = "A2A2-A2A2-A2A2-A2A2"
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -47,106 +53,15 @@ def regenerate(client: FlaskClient, user: TestUser, **proof: Any) -> Any:
     return client.post("/auth/2fa/recovery-codes", headers=user.headers, json=proof)
 
 
-def new_codes(client: FlaskClient, user: TestUser, secret: str, clock: FakeClock) -> list[str]:
-    """Fresh recovery codes for a TOTP code; moves the clock a step on, so the code is not
-    needed again."""
-    response = regenerate(client, user, verificationCode=code_for(secret, clock))
-    assert response.status_code == 200, response.json
-    codes: list[str] = response.json["recoveryCodes"]
-    clock.advance(30)
-    return codes
-
-
-def begin_login(client: FlaskClient, user: TestUser) -> str:
-    response = client.post(
-        "/auth/login", json={"username": user.username, "password": user.password}
-    )
-    assert response.status_code == 200, response.json
-    assert set(response.json) == {"2fa"}
-    challenge_id: str = response.json["2fa"]
-    return challenge_id
-
-
-def answer_with_recovery_code(client: FlaskClient, challenge_id: str, code: str) -> Any:
-    return client.post(
-        "/auth/2fa/challenge", json={"challengeId": challenge_id, "recoveryCode": code}
-    )
-
-
-def answer_with_totp(client: FlaskClient, challenge_id: str, code: str) -> Any:
-    return client.post(
-        "/auth/2fa/challenge", json={"challengeId": challenge_id, "verificationCode": code}
-    )
-
-
-def me(client: FlaskClient, access_token: str) -> Any:
-    return client.get("/api/me", headers={"Authorization": f"Bearer {access_token}"})
-
-
-def assert_error(response: Any, status: int, error_code: str) -> None:
-    assert response.status_code == status, response.json
-    assert response.json["statusCode"] == status
-    assert response.json["errorCode"] == error_code
-    assert response.json["why"]
-
-
-def credential_id_of(app: Flask, user: TestUser) -> int:
-    credential = example_app.two_factor.models.Credential
-    with app.app_context():
-        found: int = db.session.execute(
-            select(credential.id).where(credential.user_id == str(user.id))
-        ).scalar_one()
-        return found
-
-
-def stored_hashes(app: Flask, user: TestUser) -> list[str]:
-    """The ``code_hash`` of every recovery-code row of the user's credential."""
-    credential, recovery = (
-        example_app.two_factor.models.Credential,
-        example_app.two_factor.models.RecoveryCode,
-    )
-    with app.app_context():
-        return list(
-            db.session.execute(
-                select(recovery.code_hash)
-                .join(credential, credential.id == recovery.credential_id)
-                .where(credential.user_id == str(user.id))
-            )
-            .scalars()
-            .all()
-        )
-
-
-def failures_of(app: Flask, user: TestUser) -> int:
-    credential = example_app.two_factor.models.Credential
-    with app.app_context():
-        failures: int = db.session.execute(
-            select(credential.failures).where(credential.user_id == str(user.id))
-        ).scalar_one()
-        return failures
-
-
-def challenge_count(app: Flask, user: TestUser) -> int:
-    challenge = example_app.two_factor.models.Challenge
-    with app.app_context():
-        total: int = db.session.execute(
-            select(func.count()).where(challenge.user_id == str(user.id))
-        ).scalar_one()
-        return total
-
-
 def every_stored_value(app: Flask) -> list[str]:
     """Every value of every column of every table of the app, as text."""
     values: list[str] = []
+    db = db_of(app)
     with app.app_context():
         for table in db.metadata.sorted_tables:
             for row in db.session.execute(select(table)):
                 values.extend(str(value) for value in row)
     return values
-
-
-def canonical(code: str) -> str:
-    return code.replace("-", "")
 
 
 # -- generating codes --------------------------------------------------------------------------
@@ -175,9 +90,9 @@ def test_recovery_codes_are_stored_as_keyed_hashes_only(
 ) -> None:
     user, secret = connected_user
 
-    codes = new_codes(client, user, secret, clock)
+    codes = new_codes(client, user.headers, secret, clock)
 
-    hashes = stored_hashes(app, user)
+    hashes = stored_hashes(app, user.id)
     assert len(hashes) == 10
     assert len(set(hashes)) == 10
     plain_forms = {form for code in codes for form in (code, canonical(code), code.lower())}
@@ -185,9 +100,8 @@ def test_recovery_codes_are_stored_as_keyed_hashes_only(
     assert not set(hashes) & plain_forms
     assert not set(hashes) & unkeyed
     # They are the keyed hashes of the codes under the configured keys, and nothing else.
-    with app.app_context():
-        box = example_app.two_factor.settings.box
-        assert set(hashes) == {box.keyed_hash(canonical(code)) for code in codes}
+    box = secret_box(app)
+    assert set(hashes) == {box.keyed_hash(canonical(code)) for code in codes}
     stored = every_stored_value(app)
     for form in plain_forms:
         assert not any(form in value for value in stored), form
@@ -199,10 +113,10 @@ def test_number_of_codes_is_configurable(
 ) -> None:
     user, secret = connected_user
 
-    codes = new_codes(client, user, secret, clock)
+    codes = new_codes(client, user.headers, secret, clock)
 
     assert len(codes) == 3
-    assert len(stored_hashes(app, user)) == 3
+    assert len(stored_hashes(app, user.id)) == 3
 
 
 def test_code_used_for_generating_is_spent(
@@ -213,13 +127,13 @@ def test_code_used_for_generating_is_spent(
     assert regenerate(client, user, verificationCode=code).status_code == 200
     challenge_id = begin_login(client, user)
 
-    reused = answer_with_totp(client, challenge_id, code)
+    reused = answer(client, challenge_id, code)
 
     assert_error(reused, 403, "INVALID_CODE")
     assert reused.json["remainingAttempts"] == 4
     # The next step's code still finishes the same login.
     clock.advance(30)
-    finished = answer_with_totp(client, challenge_id, code_for(secret, clock))
+    finished = answer(client, challenge_id, code_for(secret, clock))
     assert finished.status_code == 200
     assert set(finished.json) == TOKEN_KEYS
 
@@ -258,8 +172,8 @@ def test_bad_proof_is_400_and_changes_nothing(
     kind: str,
 ) -> None:
     user, secret = connected_user
-    codes = new_codes(client, user, secret, clock)
-    before = stored_hashes(app, user)
+    codes = new_codes(client, user.headers, secret, clock)
+    before = stored_hashes(app, user.id)
 
     response = client.post(
         "/auth/2fa/recovery-codes",
@@ -268,43 +182,35 @@ def test_bad_proof_is_400_and_changes_nothing(
     )
 
     assert_error(response, 400, "BAD_REQUEST")
-    assert sorted(stored_hashes(app, user)) == sorted(before)
-    assert failures_of(app, user) == 0
+    assert sorted(stored_hashes(app, user.id)) == sorted(before)
+    assert failures_of(app, user.id) == 0
     # Neither proof was spent: the code of this step still works.
     assert regenerate(client, user, verificationCode=code_for(secret, clock)).status_code == 200
 
 
-def test_wrong_code_is_403_and_keeps_the_codes(
-    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+@pytest.mark.parametrize("proof", ["verificationCode", "recoveryCode"])
+def test_wrong_proof_is_403_and_keeps_the_codes(
+    app: Flask,
+    client: FlaskClient,
+    connected_user: tuple[TestUser, str],
+    clock: FakeClock,
+    proof: str,
 ) -> None:
     user, secret = connected_user
-    codes = new_codes(client, user, secret, clock)
-    before = stored_hashes(app, user)
+    codes = new_codes(client, user.headers, secret, clock)
+    before = stored_hashes(app, user.id)
+    wrong = wrong_code(secret, clock) if proof == "verificationCode" else UNKNOWN_RECOVERY_CODE
 
-    response = regenerate(client, user, verificationCode=wrong_code(secret, clock))
+    response = regenerate(client, user, **{proof: wrong})
 
     assert_error(response, 403, "INVALID_CODE")
     assert "recoveryCodes" not in response.json
     assert "remainingAttempts" not in response.json  # no challenge is involved
-    assert sorted(stored_hashes(app, user)) == sorted(before)
-    assert failures_of(app, user) == 1
+    assert sorted(stored_hashes(app, user.id)) == sorted(before)
+    assert failures_of(app, user.id) == 1
     # The old codes still work.
     finished = answer_with_recovery_code(client, begin_login(client, user), codes[0])
     assert finished.status_code == 200
-
-
-def test_unknown_recovery_code_is_403_and_keeps_the_codes(
-    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
-) -> None:
-    user, secret = connected_user
-    new_codes(client, user, secret, clock)
-    before = stored_hashes(app, user)
-
-    response = regenerate(client, user, recoveryCode=UNKNOWN_RECOVERY_CODE)
-
-    assert_error(response, 403, "INVALID_CODE")
-    assert sorted(stored_hashes(app, user)) == sorted(before)
-    assert failures_of(app, user) == 1
 
 
 def test_another_users_recovery_code_is_no_proof(
@@ -315,7 +221,7 @@ def test_another_users_recovery_code_is_no_proof(
     clock: FakeClock,
 ) -> None:
     alice, alice_secret = connected_user
-    alice_codes = new_codes(client, alice, alice_secret, clock)
+    alice_codes = new_codes(client, alice.headers, alice_secret, clock)
     bob = make_user("bob")
     setup = client.post("/auth/2fa", headers=bob.headers).json
     confirmed = answer(client, setup["challengeId"], code_for(setup["secret"], clock), bob.headers)
@@ -324,21 +230,15 @@ def test_another_users_recovery_code_is_no_proof(
     response = regenerate(client, bob, recoveryCode=alice_codes[0])
 
     assert_error(response, 403, "INVALID_CODE")
-    assert len(stored_hashes(app, alice)) == 10
-    assert stored_hashes(app, bob) == []
+    assert len(stored_hashes(app, alice.id)) == 10
+    assert stored_hashes(app, bob.id) == []
 
 
 def test_user_without_2fa_is_409(app: Flask, client: FlaskClient, user: TestUser) -> None:
     response = regenerate(client, user, verificationCode="123456")
 
     assert_error(response, 409, "NOT_CONNECTED")
-    with app.app_context():
-        assert (
-            db.session.execute(
-                select(func.count()).select_from(example_app.two_factor.models.RecoveryCode)
-            ).scalar_one()
-            == 0
-        )
+    assert count(app, two_factor_of(app).models.RecoveryCode) == 0
 
 
 def test_user_with_a_pending_setup_is_409(
@@ -349,7 +249,7 @@ def test_user_with_a_pending_setup_is_409(
     response = regenerate(client, user, verificationCode=code_for(setup["secret"], clock))
 
     assert_error(response, 409, "NOT_CONNECTED")
-    assert stored_hashes(app, user) == []
+    assert stored_hashes(app, user.id) == []
     # The setup's code was not spent: it still confirms the setup.
     confirmed = answer(
         client, setup["challengeId"], code_for(setup["secret"], clock), user.headers
@@ -378,7 +278,7 @@ def test_without_a_valid_token_is_401(
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].lower().startswith("bearer")
     assert "recoveryCodes" not in (response.json or {})
-    assert stored_hashes(app, user) == []
+    assert stored_hashes(app, user.id) == []
     # The code was not spent.
     assert regenerate(client, user, verificationCode=code_for(secret, clock)).status_code == 200
 
@@ -403,7 +303,7 @@ def test_login_with_a_recovery_code_gives_tokens(
     spelling: Callable[[str], str],
 ) -> None:
     user, secret = connected_user
-    codes = new_codes(client, user, secret, clock)
+    codes = new_codes(client, user.headers, secret, clock)
     challenge_id = begin_login(client, user)
 
     response = answer_with_recovery_code(client, challenge_id, spelling(codes[3]))
@@ -413,47 +313,45 @@ def test_login_with_a_recovery_code_gives_tokens(
     who = me(client, response.json["accessToken"])
     assert who.json["username"] == user.username
     assert who.json["amr"] == ["pwd", "otp"]
-    assert len(stored_hashes(app, user)) == 9
-    assert challenge_count(app, user) == 0
+    assert len(stored_hashes(app, user.id)) == 9
+    assert challenge_count(app, user.id) == 0
 
 
 def test_recovery_code_is_single_use(
     app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
 ) -> None:
     user, secret = connected_user
-    codes = new_codes(client, user, secret, clock)
+    codes = new_codes(client, user.headers, secret, clock)
     first = answer_with_recovery_code(client, begin_login(client, user), codes[0])
     assert first.status_code == 200
-    with app.app_context():
-        tokens = db.session.execute(select(func.count()).select_from(Token)).scalar_one()
+    tokens = count(app, integrator_of(app).Token)
     challenge_id = begin_login(client, user)
 
     again = answer_with_recovery_code(client, challenge_id, codes[0].lower())
 
     assert_error(again, 403, "INVALID_CODE")
     assert again.json["remainingAttempts"] == 4
-    assert len(stored_hashes(app, user)) == 9
-    with app.app_context():
-        assert db.session.execute(select(func.count()).select_from(Token)).scalar_one() == tokens
+    assert len(stored_hashes(app, user.id)) == 9
+    assert count(app, integrator_of(app).Token) == tokens
     # Another of the codes finishes the same challenge.
     other = answer_with_recovery_code(client, challenge_id, codes[1])
     assert other.status_code == 200
-    assert len(stored_hashes(app, user)) == 8
+    assert len(stored_hashes(app, user.id)) == 8
 
 
 def test_recovery_code_clears_the_users_failures(
     app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
 ) -> None:
     user, secret = connected_user
-    codes = new_codes(client, user, secret, clock)
+    codes = new_codes(client, user.headers, secret, clock)
     challenge_id = begin_login(client, user)
-    wrong = answer_with_totp(client, challenge_id, wrong_code(secret, clock))
+    wrong = answer(client, challenge_id, wrong_code(secret, clock))
     assert wrong.status_code == 403
-    assert failures_of(app, user) == 1
+    assert failures_of(app, user.id) == 1
 
     assert answer_with_recovery_code(client, challenge_id, codes[0]).status_code == 200
 
-    assert failures_of(app, user) == 0
+    assert failures_of(app, user.id) == 0
 
 
 def test_recovery_code_on_a_setup_challenge_is_400(
@@ -464,7 +362,7 @@ def test_recovery_code_on_a_setup_challenge_is_400(
     clock: FakeClock,
 ) -> None:
     alice, alice_secret = connected_user
-    alice_codes = new_codes(client, alice, alice_secret, clock)
+    alice_codes = new_codes(client, alice.headers, alice_secret, clock)
     bob = make_user("bob")
     setup = client.post("/auth/2fa", headers=bob.headers).json
 
@@ -477,9 +375,9 @@ def test_recovery_code_on_a_setup_challenge_is_400(
         assert_error(response, 400, "BAD_REQUEST")
 
     assert client.get("/auth/2fa/status", headers=bob.headers).json == {"connected": False}
-    assert challenge_count(app, bob) == 1
-    assert failures_of(app, bob) == 0
-    assert len(stored_hashes(app, alice)) == 10
+    assert challenge_count(app, bob.id) == 1
+    assert failures_of(app, bob.id) == 0
+    assert len(stored_hashes(app, alice.id)) == 10
     confirmed = answer(client, setup["challengeId"], code_for(setup["secret"], clock), bob.headers)
     assert confirmed.status_code == 200
 
@@ -503,25 +401,25 @@ def test_regenerating_with_a_totp_code_invalidates_the_old_codes(
     app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
 ) -> None:
     user, secret = connected_user
-    old = new_codes(client, user, secret, clock)
+    old = new_codes(client, user.headers, secret, clock)
 
-    new = new_codes(client, user, secret, clock)
+    new = new_codes(client, user.headers, secret, clock)
 
     assert not set(old) & set(new)
-    assert len(stored_hashes(app, user)) == 10
+    assert len(stored_hashes(app, user.id)) == 10
     challenge_id = begin_login(client, user)
     # Four of the old codes (a fifth wrong answer would burn the challenge).
     for code in old[:4]:
         assert_error(answer_with_recovery_code(client, challenge_id, code), 403, "INVALID_CODE")
     assert answer_with_recovery_code(client, challenge_id, new[0]).status_code == 200
-    assert len(stored_hashes(app, user)) == 9
+    assert len(stored_hashes(app, user.id)) == 9
 
 
 def test_regenerating_with_a_recovery_code_invalidates_the_old_codes(
     app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
 ) -> None:
     user, secret = connected_user
-    old = new_codes(client, user, secret, clock)
+    old = new_codes(client, user.headers, secret, clock)
 
     response = regenerate(client, user, recoveryCode=old[0].lower())
 
@@ -529,10 +427,9 @@ def test_regenerating_with_a_recovery_code_invalidates_the_old_codes(
     new = response.json["recoveryCodes"]
     assert len(new) == 10
     assert not set(old) & set(new)
-    assert len(stored_hashes(app, user)) == 10
-    with app.app_context():
-        box = example_app.two_factor.settings.box
-        assert set(stored_hashes(app, user)) == {box.keyed_hash(canonical(c)) for c in new}
+    assert len(stored_hashes(app, user.id)) == 10
+    box = secret_box(app)
+    assert set(stored_hashes(app, user.id)) == {box.keyed_hash(canonical(c)) for c in new}
     # Neither the code used as proof nor the other old codes work any more.
     assert_error(regenerate(client, user, recoveryCode=old[0]), 403, "INVALID_CODE")
     challenge_id = begin_login(client, user)
@@ -547,33 +444,33 @@ def test_wrong_recovery_codes_count_toward_the_challenge_attempts(
     app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
 ) -> None:
     user, secret = connected_user
-    codes = new_codes(client, user, secret, clock)
+    codes = new_codes(client, user.headers, secret, clock)
     challenge_id = begin_login(client, user)
 
     remaining = []
     for attempt in range(5):
         if attempt == 2:  # a wrong TOTP code counts on the same counter
-            response = answer_with_totp(client, challenge_id, wrong_code(secret, clock))
+            response = answer(client, challenge_id, wrong_code(secret, clock))
         else:
             response = answer_with_recovery_code(client, challenge_id, UNKNOWN_RECOVERY_CODE)
         assert_error(response, 403, "INVALID_CODE")
         remaining.append(response.json["remainingAttempts"])
 
     assert remaining == [4, 3, 2, 1, 0]
-    assert challenge_count(app, user) == 0
-    assert failures_of(app, user) == 5
+    assert challenge_count(app, user.id) == 0
+    assert failures_of(app, user.id) == 5
     # The burned challenge takes no right code either, and spends none.
     clock.advance(60)
     burned = answer_with_recovery_code(client, challenge_id, codes[0])
     assert_error(burned, 404, "CHALLENGE_NOT_FOUND")
-    assert len(stored_hashes(app, user)) == 10
+    assert len(stored_hashes(app, user.id)) == 10
 
 
 def test_wrong_recovery_codes_back_off_the_user(
     app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
 ) -> None:
     user, secret = connected_user
-    codes = new_codes(client, user, secret, clock)
+    codes = new_codes(client, user.headers, secret, clock)
     for _ in range(5):
         challenge_id = begin_login(client, user)
         wrong = answer_with_recovery_code(client, challenge_id, UNKNOWN_RECOVERY_CODE)
@@ -584,7 +481,7 @@ def test_wrong_recovery_codes_back_off_the_user(
 
     assert_error(blocked, 429, "TOO_MANY_ATTEMPTS")
     assert int(blocked.headers["Retry-After"]) == blocked.json["retryAfter"] >= 1
-    assert len(stored_hashes(app, user)) == 10  # nothing was checked, nothing spent
+    assert len(stored_hashes(app, user.id)) == 10  # nothing was checked, nothing spent
     clock.advance(blocked.json["retryAfter"])
     assert answer_with_recovery_code(client, challenge_id, codes[0]).status_code == 200
 
@@ -595,40 +492,16 @@ def test_wrong_recovery_codes_back_off_the_user(
 def test_one_recovery_code_on_parallel_login_challenges_logs_in_once(
     pg_app: Flask, clock: FakeClock
 ) -> None:
-    username, password = f"racer-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
-    with pg_app.app_context():
-        racer = User(username=username, password_hash=generate_password_hash(password, FAST_HASH))
-        db.session.add(racer)
-        db.session.commit()
+    racer = add_user(pg_app)
     client = pg_app.test_client()
-    login = client.post("/auth/login", json={"username": username, "password": password}).json
-    user_headers = {"Authorization": f"Bearer {login['accessToken']}"}
-    setup = client.post("/auth/2fa", headers=user_headers).json
-    confirmed = answer(
-        client, setup["challengeId"], code_for(setup["secret"], clock), user_headers
-    )
-    assert confirmed.status_code == 200
-    clock.advance(30)
-    codes = client.post(
-        "/auth/2fa/recovery-codes",
-        headers=user_headers,
-        json={"verificationCode": code_for(setup["secret"], clock)},
-    ).json["recoveryCodes"]
-    recovery = example_app.two_factor.models.RecoveryCode
-
-    def count(model: Any) -> int:
-        with pg_app.app_context():
-            total: int = db.session.execute(select(func.count()).select_from(model)).scalar_one()
-            return total
+    secret = connect(client, racer.headers, clock)
+    codes = new_codes(client, racer.headers, secret, clock)
+    recovery = two_factor_of(pg_app).models.RecoveryCode
+    token_model = integrator_of(pg_app).Token
 
     for round_, code in enumerate(codes[:3]):
-        challenge_ids = []
-        for _ in range(8):
-            response = client.post(
-                "/auth/login", json={"username": username, "password": password}
-            )
-            challenge_ids.append(response.json["2fa"])
-        tokens_before = count(Token)
+        challenge_ids = [begin_login(client, racer) for _ in range(8)]
+        tokens_before = count(pg_app, token_model)
 
         outcomes = race(
             pg_app,
@@ -645,9 +518,9 @@ def test_one_recovery_code_on_parallel_login_challenges_logs_in_once(
         assert set(statuses) - {200} <= {403, 429}, statuses
         winner = next(outcome for outcome in outcomes if outcome.status == 200)
         assert set(winner.body) == TOKEN_KEYS
-        assert count(Token) == tokens_before + 1
-        assert count(recovery) == 10 - (round_ + 1)
+        assert count(pg_app, token_model) == tokens_before + 1
+        assert count(pg_app, recovery) == 10 - (round_ + 1)
         who = me(client, winner.body["accessToken"])
         assert who.json["amr"] == ["pwd", "otp"]
-        assert who.json["username"] == username
+        assert who.json["username"] == racer.username
         clock.advance(61)  # past any back-off the losers caused

@@ -15,24 +15,26 @@ import zxingcpp
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
-from sqlalchemy import func
 from sqlalchemy import select
 
-from example_app import db
-from example_app import two_factor
-from flask_ucloud_2fa.challenges import hash_challenge_id
 from flask_ucloud_2fa.statements import Statements
 
-from conftest import FakeClock
-from conftest import answer
-from conftest import code_for
-from conftest import decrypt_secret
+from helpers import FakeClock
+from helpers import answer
+from helpers import assert_error
+from helpers import begin_login
+from helpers import code_for
+from helpers import count
+from helpers import db_of
+from helpers import decrypt_secret
+from helpers import hash_challenge_id
+from helpers import two_factor_of
 
 if TYPE_CHECKING:
     # Imported for annotations only: a module-level Test* class would be collected by pytest.
-    from conftest import TestUser
+    from helpers import TestUser
 
-ISSUER = "Example%20Auth%20Server"
+ISSUER = "Test%20Auth%20Server"
 DATA_URI_PREFIX = "data:image/png;base64,"
 BASE32_NO_PADDING = re.compile(r"[A-Z2-7]{32,}")
 URL_SAFE = re.compile(r"[A-Za-z0-9_-]{43,}")
@@ -59,14 +61,16 @@ def decode_qr(data_uri: str) -> str:
 
 def credential_rows(app: Flask) -> list[dict[str, Any]]:
     """Every credential row, as plain values read in a fresh session."""
-    credential = two_factor.models.Credential
+    credential = two_factor_of(app).models.Credential
     with app.app_context():
-        rows = db.session.execute(select(credential).order_by(credential.id)).scalars().all()
+        rows = (
+            db_of(app).session.execute(select(credential).order_by(credential.id)).scalars().all()
+        )
         return [
             {
                 "id": row.id,
                 "user_id": row.user_id,
-                "secret": decrypt_secret(row.encrypted_secret),
+                "secret": decrypt_secret(app, row.encrypted_secret),
                 "connected": row.connected,
                 "created_at": row.created_at,
                 "connected_at": row.connected_at,
@@ -78,9 +82,9 @@ def credential_rows(app: Flask) -> list[dict[str, Any]]:
 
 def challenge_rows(app: Flask) -> list[dict[str, Any]]:
     """Every challenge row, as plain values read in a fresh session."""
-    challenge = two_factor.models.Challenge
+    challenge = two_factor_of(app).models.Challenge
     with app.app_context():
-        rows = db.session.execute(select(challenge)).scalars().all()
+        rows = db_of(app).session.execute(select(challenge)).scalars().all()
         return [
             {
                 "id_hash": row.id_hash,
@@ -90,21 +94,6 @@ def challenge_rows(app: Flask) -> list[dict[str, Any]]:
             }
             for row in rows
         ]
-
-
-def count(app: Flask, model: Any) -> int:
-    with app.app_context():
-        total: int = db.session.execute(select(func.count()).select_from(model)).scalar_one()
-        return total
-
-
-def assert_error(response: Any, status: int, error_code: str) -> None:
-    assert response.status_code == status
-    body = response.json
-    assert {"statusCode", "why", "errorCode"} <= set(body)
-    assert body["statusCode"] == status
-    assert body["errorCode"] == error_code
-    assert isinstance(body["why"], str) and body["why"]
 
 
 def test_setup_answers_exactly_the_ucloud_keys(client: FlaskClient, user: TestUser) -> None:
@@ -170,7 +159,7 @@ def test_setup_percent_encodes_the_account_name(
     parsed = pyotp.parse_uri(body["otpAuthUri"])
     assert parsed.secret == body["secret"]
     assert parsed.name == username
-    assert parsed.issuer == "Example Auth Server"
+    assert parsed.issuer == "Test Auth Server"
 
 
 def test_setup_code_from_the_uri_confirms_the_setup(
@@ -197,7 +186,7 @@ def test_second_setup_replaces_the_first(
     credentials = credential_rows(app)
     challenges = challenge_rows(app)
     assert len(credentials) == 1
-    assert credentials[0]["user_id"] == str(user.id)
+    assert credentials[0]["user_id"] == user.id
     assert credentials[0]["connected"] is False
     assert len(challenges) == 1
     assert challenges[0]["kind"] == "setup"
@@ -212,8 +201,8 @@ def test_second_setup_replaces_the_first(
     assert fresh.status_code == 200
     assert fresh.json == {}
     assert client.get("/auth/2fa/status", headers=user.headers).json == {"connected": True}
-    assert count(app, two_factor.models.Credential) == 1
-    assert count(app, two_factor.models.Challenge) == 0
+    assert count(app, two_factor_of(app).models.Credential) == 1
+    assert count(app, two_factor_of(app).models.Challenge) == 0
 
 
 def test_second_setup_refuses_a_code_of_the_first_secret(
@@ -248,9 +237,7 @@ def test_setup_when_connected_is_409_and_changes_nothing(
     assert client.get("/auth/2fa/status", headers=user.headers).json == {"connected": True}
 
     # The connected secret still logs the user in.
-    login = client.post("/auth/login", json={"username": user.username, "password": user.password})
-    assert login.status_code == 200
-    response = answer(client, login.json["2fa"], code_for(secret, clock))
+    response = answer(client, begin_login(client, user), code_for(secret, clock))
     assert response.status_code == 200
     assert "accessToken" in response.json
 
@@ -287,7 +274,7 @@ def test_setup_challenge_of_another_user_is_404(
 
     credentials = credential_rows(app)
     assert len(credentials) == 1
-    assert credentials[0]["user_id"] == str(alice.id)
+    assert credentials[0]["user_id"] == alice.id
     assert credentials[0]["connected"] is False
     assert credentials[0]["last_used_step"] is None
     assert client.get("/auth/2fa/status", headers=bob.headers).json == {"connected": False}
@@ -333,6 +320,9 @@ def test_setup_challenge_answered_without_a_token_is_401(
     assert response.json == {}
 
 
-def test_a_database_without_upserts_is_refused_with_what_is_supported() -> None:
+def test_a_database_without_upserts_is_refused_with_what_is_supported(
+    make_sqlite_app: Callable[..., Flask],
+) -> None:
+    models = two_factor_of(make_sqlite_app()).models
     with pytest.raises(RuntimeError, match="supports PostgreSQL and SQLite, not 'mysql'"):
-        Statements.of(two_factor.models, "mysql")
+        Statements.of(models, "mysql")

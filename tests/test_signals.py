@@ -21,16 +21,20 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_ucloud_2fa import signals
-from flask_ucloud_2fa.signals import EVENTS
 
-from conftest import FakeClock
-from conftest import answer
-from conftest import code_for
-from conftest import wrong_code
+from helpers import FakeClock
+from helpers import answer
+from helpers import answer_with_recovery_code
+from helpers import begin_login
+from helpers import cli
+from helpers import code_for
+from helpers import create_setup
+from helpers import new_codes
+from helpers import wrong_code
 
 if TYPE_CHECKING:
     # Imported for annotations only: a module-level Test* class would be collected by pytest.
-    from conftest import TestUser
+    from helpers import TestUser
 
 AUDIT_LOGGER = "flask_ucloud_2fa.audit"
 #: The Flask test client's default ``REMOTE_ADDR``.
@@ -50,7 +54,7 @@ Event = tuple[str, dict[str, Any]]
 
 @dataclass
 class Recording:
-    """What every signal of :data:`EVENTS` sent, and the audit records, while recording."""
+    """What every signal of :data:`signals.EVENTS` sent, and the audit records, while recording."""
 
     caplog: pytest.LogCaptureFixture
     start: int
@@ -83,7 +87,7 @@ def record_signals(caplog: pytest.LogCaptureFixture) -> RecordSignals:
     def record() -> Iterator[Recording]:
         recording = Recording(caplog, len(caplog.records))
         with ExitStack() as stack:
-            for name, signal in EVENTS.items():
+            for name, signal in signals.EVENTS.items():
                 stack.enter_context(signal.connected_to(recording.receiver(name)))
             yield recording
 
@@ -139,44 +143,11 @@ def assert_reported(
             assert value not in text
 
 
-# -- flows -------------------------------------------------------------------------------------
-
-
-def create_setup(client: FlaskClient, user: TestUser) -> dict[str, str]:
-    response = client.post("/auth/2fa", headers=user.headers)
-    assert response.status_code == 200, response.json
-    body: dict[str, str] = response.json
-    return body
-
-
-def begin_login(client: FlaskClient, user: TestUser) -> str:
-    response = client.post(
-        "/auth/login", json={"username": user.username, "password": user.password}
-    )
-    assert response.status_code == 200, response.json
-    challenge_id: str = response.json["2fa"]
-    return challenge_id
-
-
-def new_recovery_codes(
-    client: FlaskClient, user: TestUser, secret: str, clock: FakeClock
-) -> list[str]:
-    response = client.post(
-        "/auth/2fa/recovery-codes",
-        headers=user.headers,
-        json={"verificationCode": code_for(secret, clock)},
-    )
-    assert response.status_code == 200, response.json
-    codes: list[str] = response.json["recoveryCodes"]
-    clock.advance(30)  # the code just used is spent
-    return codes
-
-
 # -- the catalogue -----------------------------------------------------------------------------
 
 
 def test_events_name_every_signal_once() -> None:
-    assert set(EVENTS) == {
+    assert set(signals.EVENTS) == {
         "setup_started",
         "connected",
         "challenge_passed",
@@ -187,9 +158,9 @@ def test_events_name_every_signal_once() -> None:
         "disabled",
         "reset",
     }
-    assert all(isinstance(signal, Signal) for signal in EVENTS.values())
-    assert len({id(signal) for signal in EVENTS.values()}) == len(EVENTS)
-    assert all(EVENTS[name] is getattr(signals, name) for name in EVENTS)
+    assert all(isinstance(signal, Signal) for signal in signals.EVENTS.values())
+    assert len({id(signal) for signal in signals.EVENTS.values()}) == len(signals.EVENTS)
+    assert all(signals.EVENTS[name] is getattr(signals, name) for name in signals.EVENTS)
 
 
 # -- setup -------------------------------------------------------------------------------------
@@ -199,7 +170,7 @@ def test_setup_sends_setup_started(
     app: Flask, client: FlaskClient, user: TestUser, record_signals: RecordSignals
 ) -> None:
     with record_signals() as recording:
-        created = create_setup(client, user)
+        created = create_setup(client, user.headers)
 
     assert_reported(
         recording,
@@ -216,7 +187,7 @@ def test_right_setup_answer_sends_challenge_passed_and_connected(
     clock: FakeClock,
     record_signals: RecordSignals,
 ) -> None:
-    created = create_setup(client, user)
+    created = create_setup(client, user.headers)
     code = code_for(created["secret"], clock)
 
     with record_signals() as recording:
@@ -241,7 +212,7 @@ def test_wrong_setup_answers_send_challenge_failed_with_the_failure_count(
     clock: FakeClock,
     record_signals: RecordSignals,
 ) -> None:
-    created = create_setup(client, user)
+    created = create_setup(client, user.headers)
     wrong = wrong_code(created["secret"], clock)
 
     with record_signals() as recording:
@@ -263,50 +234,31 @@ def test_wrong_setup_answers_send_challenge_failed_with_the_failure_count(
 # -- login -------------------------------------------------------------------------------------
 
 
-def test_passed_login_challenge_sends_challenge_passed(
+@pytest.mark.parametrize("right", [True, False], ids=["right-code", "wrong-code"])
+def test_login_answer_sends_challenge_passed_or_failed(
     app: Flask,
     client: FlaskClient,
     connected_user: tuple[TestUser, str],
     clock: FakeClock,
     record_signals: RecordSignals,
+    right: bool,
 ) -> None:
     user, secret = connected_user
-    code = code_for(secret, clock)
+    code = code_for(secret, clock) if right else wrong_code(secret, clock)
 
     with record_signals() as recording:
         challenge_id = begin_login(client, user)  # a challenge alone is no decision yet
         response = answer(client, challenge_id, code)
 
-    assert response.status_code == 200, response.json
-    assert_reported(
-        recording,
-        app,
-        [event("challenge_passed", user, kind="login", method="otp")],
-        [secret, challenge_id, code, response.json["accessToken"]],
-    )
-
-
-def test_failed_login_challenge_sends_challenge_failed(
-    app: Flask,
-    client: FlaskClient,
-    connected_user: tuple[TestUser, str],
-    clock: FakeClock,
-    record_signals: RecordSignals,
-) -> None:
-    user, secret = connected_user
-    challenge_id = begin_login(client, user)
-    wrong = wrong_code(secret, clock)
-
-    with record_signals() as recording:
-        response = answer(client, challenge_id, wrong)
-
-    assert response.status_code == 403
-    assert_reported(
-        recording,
-        app,
-        [event("challenge_failed", user, "failure", failures=1)],
-        [secret, challenge_id, wrong, code_for(secret, clock)],
-    )
+    sensitive = [secret, challenge_id, code, code_for(secret, clock)]
+    if right:
+        assert response.status_code == 200, response.json
+        expected = [event("challenge_passed", user, kind="login", method="otp")]
+        sensitive.append(response.json["accessToken"])
+    else:
+        assert response.status_code == 403
+        expected = [event("challenge_failed", user, "failure", failures=1)]
+    assert_reported(recording, app, expected, sensitive)
 
 
 def test_recovery_code_login_sends_challenge_passed_and_recovery_code_used(
@@ -317,13 +269,11 @@ def test_recovery_code_login_sends_challenge_passed_and_recovery_code_used(
     record_signals: RecordSignals,
 ) -> None:
     user, secret = connected_user
-    codes = new_recovery_codes(client, user, secret, clock)
+    codes = new_codes(client, user.headers, secret, clock)
     challenge_id = begin_login(client, user)
 
     with record_signals() as recording:
-        response = client.post(
-            "/auth/2fa/challenge", json={"challengeId": challenge_id, "recoveryCode": codes[0]}
-        )
+        response = answer_with_recovery_code(client, challenge_id, codes[0])
 
     assert response.status_code == 200, response.json
     assert_reported(
@@ -436,7 +386,7 @@ def test_new_recovery_codes_send_recovery_codes_generated(
     code = code_for(secret, clock)
 
     with record_signals() as recording:
-        codes = new_recovery_codes(client, user, secret, clock)
+        codes = new_codes(client, user.headers, secret, clock)
 
     assert len(codes) == 10
     assert_reported(
@@ -447,56 +397,37 @@ def test_new_recovery_codes_send_recovery_codes_generated(
     )
 
 
-def test_disable_sends_disabled(
+@pytest.mark.parametrize("right", [True, False], ids=["right-code", "wrong-code"])
+def test_disable_sends_disabled_or_challenge_failed(
     app: Flask,
     client: FlaskClient,
     connected_user: tuple[TestUser, str],
     clock: FakeClock,
     record_signals: RecordSignals,
+    right: bool,
 ) -> None:
     user, secret = connected_user
-    code = code_for(secret, clock)
+    code = code_for(secret, clock) if right else wrong_code(secret, clock)
 
     with record_signals() as recording:
         response = client.post(
             "/auth/2fa/disable", headers=user.headers, json={"verificationCode": code}
         )
 
-    assert response.status_code == 200, response.json
-    assert_reported(recording, app, [event("disabled", user)], [secret, code, user.token])
-
-
-def test_disable_with_a_wrong_code_sends_challenge_failed(
-    app: Flask,
-    client: FlaskClient,
-    connected_user: tuple[TestUser, str],
-    clock: FakeClock,
-    record_signals: RecordSignals,
-) -> None:
-    user, secret = connected_user
-    wrong = wrong_code(secret, clock)
-
-    with record_signals() as recording:
-        response = client.post(
-            "/auth/2fa/disable", headers=user.headers, json={"verificationCode": wrong}
-        )
-
-    assert response.status_code == 403
-    assert client.get("/auth/2fa/status", headers=user.headers).json == {"connected": True}
-    assert_reported(
-        recording,
-        app,
-        [event("challenge_failed", user, "failure", failures=1)],
-        [secret, wrong, code_for(secret, clock), user.token],
+    assert response.status_code == (200 if right else 403), response.json
+    assert client.get("/auth/2fa/status", headers=user.headers).json == {"connected": not right}
+    expected = (
+        [event("disabled", user)]
+        if right
+        else [event("challenge_failed", user, "failure", failures=1)]
     )
+    assert_reported(recording, app, expected, [secret, code, code_for(secret, clock), user.token])
 
 
 def reset_from_the_command_line(app: Flask, user: TestUser) -> Any:
     # pytest-flask pushes a request context around every test using ``app``; an administrator's
     # command runs outside of any request, so it runs in a fresh context here.
-    return contextvars.Context().run(
-        app.test_cli_runner().invoke, args=["ucloud-2fa", "reset", str(user.id), "--yes"]
-    )
+    return contextvars.Context().run(cli, app, "reset", str(user.id), "--yes")
 
 
 def test_cli_reset_sends_reset_without_a_client_address(

@@ -12,44 +12,31 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from example_app import db
-from example_app.models import Token
-
-from conftest import FakeClock
-from conftest import code_for
+from helpers import FakeClock
+from helpers import answer
+from helpers import wrong_code
+from integrator import Integrator
 
 if TYPE_CHECKING:
     # Imported for annotations only: a module-level Test* class would be collected by pytest.
-    from conftest import TestUser
+    from helpers import TestUser
 
 
-def test_new_user_is_not_connected(client: FlaskClient, user: TestUser) -> None:
-    response = client.get("/auth/2fa/status", headers=user.headers)
-    assert response.status_code == 200
-    assert response.json == {"connected": False}
-
-
-def test_pending_setup_is_not_connected(client: FlaskClient, user: TestUser) -> None:
-    setup = client.post("/auth/2fa", headers=user.headers)
-    assert setup.status_code == 200
-
-    response = client.get("/auth/2fa/status", headers=user.headers)
-    assert response.status_code == 200
-    assert response.json == {"connected": False}
-
-
-def test_pending_setup_after_a_wrong_answer_is_not_connected(
-    client: FlaskClient, user: TestUser, clock: FakeClock
+@pytest.mark.parametrize("setup", ["none", "pending", "pending-after-a-wrong-answer"])
+def test_user_without_a_confirmed_setup_is_not_connected(
+    client: FlaskClient, user: TestUser, clock: FakeClock, setup: str
 ) -> None:
-    setup = client.post("/auth/2fa", headers=user.headers).json
-    valid = {code_for(setup["secret"], clock, offset) for offset in (-1, 0, 1)}
-    wrong = next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in valid)
-    answer = client.post(
-        "/auth/2fa/challenge",
-        headers=user.headers,
-        json={"challengeId": setup["challengeId"], "verificationCode": wrong},
-    )
-    assert answer.status_code == 403
+    if setup != "none":
+        created = client.post("/auth/2fa", headers=user.headers)
+        assert created.status_code == 200
+    if setup == "pending-after-a-wrong-answer":
+        wrong = answer(
+            client,
+            created.json["challengeId"],
+            wrong_code(created.json["secret"], clock),
+            user.headers,
+        )
+        assert wrong.status_code == 403
 
     response = client.get("/auth/2fa/status", headers=user.headers)
     assert response.status_code == 200
@@ -84,7 +71,7 @@ def test_status_is_not_cached(client: FlaskClient, user: TestUser) -> None:
     assert response.mimetype == "application/json"
 
 
-def _headers_for(app: Flask, user: TestUser, token: str) -> dict[str, str]:
+def _headers_for(app: Flask, integrator: Integrator, user: TestUser, token: str) -> dict[str, str]:
     """The request headers of a request with ``token``: absent, unknown, revoked or expired."""
     if token == "absent":
         return {}
@@ -94,8 +81,11 @@ def _headers_for(app: Flask, user: TestUser, token: str) -> dict[str, str]:
         "revoked": {"access_token_revoked_at": int(time.time())},
         "expired": {"issued_at": 1, "expires_in": 1},
     }[token]
+    token_model, db = integrator.Token, integrator.db
     with app.app_context():
-        db.session.execute(update(Token).where(Token.access_token == user.token).values(**values))
+        db.session.execute(
+            update(token_model).where(token_model.access_token == user.token).values(**values)
+        )
         db.session.commit()
     return user.headers
 
@@ -110,9 +100,14 @@ def _headers_for(app: Flask, user: TestUser, token: str) -> dict[str, str]:
     ],
 )
 def test_status_without_a_valid_token_is_401(
-    app: Flask, client: FlaskClient, user: TestUser, token: str, error_code: str
+    app: Flask,
+    integrator: Integrator,
+    client: FlaskClient,
+    user: TestUser,
+    token: str,
+    error_code: str,
 ) -> None:
-    response = client.get("/auth/2fa/status", headers=_headers_for(app, user, token))
+    response = client.get("/auth/2fa/status", headers=_headers_for(app, integrator, user, token))
     assert response.status_code == 401
     body = response.json
     assert set(body) == {"statusCode", "why", "errorCode"}

@@ -30,17 +30,21 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import relationship
 
-import example_app
-from flask_ucloud_2fa import CompletedLogin
+from flask_ucloud_2fa import InsufficientUserAuthentication
+from flask_ucloud_2fa import LoginCompleted
 from flask_ucloud_2fa import TwoFactor
-from flask_ucloud_2fa.errors import InsufficientUserAuthentication
 
-from conftest import FakeClock
-from conftest import code_for
+from helpers import FakeClock
+from helpers import bearer
+from helpers import begin_login
+from helpers import code_for
+from helpers import connect
+from helpers import new_codes
+from integrator import Integrator
 
 if TYPE_CHECKING:
     # Imported for annotations only: a module-level Test* class would be collected by pytest.
-    from conftest import TestUser
+    from helpers import TestUser
 
 RFC_9470_ERROR = 'error="insufficient_user_authentication"'
 INSUFFICIENT = {
@@ -50,11 +54,7 @@ INSUFFICIENT = {
 }
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-# -- the example app: GET /api/me/security -----------------------------------------------------
+# -- the integrator app: GET /api/me/security -----------------------------------------------------
 
 
 def security(client: FlaskClient, headers: dict[str, str]) -> Any:
@@ -73,10 +73,8 @@ def login_with_second_factor(
     client: FlaskClient, user: TestUser, proof: dict[str, str]
 ) -> dict[str, Any]:
     """Log in with the password, then answer the login challenge with ``proof``; the tokens."""
-    login = client.post("/auth/login", json={"username": user.username, "password": user.password})
-    assert login.status_code == 200, login.json
-    assert set(login.json) == {"2fa"}
-    response = client.post("/auth/2fa/challenge", json={"challengeId": login.json["2fa"], **proof})
+    challenge_id = begin_login(client, user)
+    response = client.post("/auth/2fa/challenge", json={"challengeId": challenge_id, **proof})
     assert response.status_code == 200, response.json
     tokens: dict[str, Any] = response.json
     return tokens
@@ -135,11 +133,7 @@ def test_token_from_a_recovery_code_login_passes(
     client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
 ) -> None:
     user, secret = connected_user
-    codes = client.post(
-        "/auth/2fa/recovery-codes",
-        headers=user.headers,
-        json={"verificationCode": code_for(secret, clock)},
-    ).json["recoveryCodes"]
+    codes = new_codes(client, user.headers, secret, clock)
 
     tokens = login_with_second_factor(client, user, {"recoveryCode": codes[0]})
 
@@ -250,20 +244,7 @@ class StepUpApp:
 
     def connect(self, headers: dict[str, str]) -> str:
         """Set up and confirm 2FA for the token's member; the secret."""
-        setup = self.client.post("/auth/2fa", headers=headers)
-        assert setup.status_code == 200, setup.json
-        confirmed = self.client.post(
-            "/auth/2fa/challenge",
-            headers=headers,
-            json={
-                "challengeId": setup.json["challengeId"],
-                "verificationCode": code_for(setup.json["secret"], self.clock),
-            },
-        )
-        assert confirmed.status_code == 200, confirmed.json
-        self.clock.advance(30)
-        secret: str = setup.json["secret"]
-        return secret
+        return connect(self.client, headers, self.clock)
 
 
 @pytest.fixture
@@ -280,7 +261,7 @@ def step_up_app(tmp_path: Any) -> Iterator[StepUpApp]:
     protector.register_token_validator(
         create_bearer_token_validator(step_db.session, MemberToken)()
     )
-    clock = FakeClock(now=1_800_000_000 - 1_800_000_000 % 30 + 5)
+    clock = FakeClock()
     two_factor = TwoFactor(db=step_db, resource_protector=protector, clock=clock)
     custom = StepUpApp(app, two_factor, clock)
 
@@ -289,7 +270,7 @@ def step_up_app(tmp_path: Any) -> Iterator[StepUpApp]:
         return token.user.name
 
     @two_factor.login_completed
-    def finish(login: CompletedLogin) -> ResponseReturnValue:
+    def finish(login: LoginCompleted) -> ResponseReturnValue:
         # Inside the transaction that spends the challenge: on the same session, no new context.
         return jsonify({"token": add_token(int(login.user_id), ",".join(login.methods))})
 
@@ -337,37 +318,33 @@ def register_comma_loader(custom: StepUpApp) -> list[tuple[bool, str]]:
     return seen
 
 
-@pytest.mark.parametrize("authorization", [False, True], ids=["no-header", "valid-token"])
-def test_second_factor_required_without_the_resource_protector_is_a_misuse(
-    step_up_app: StepUpApp, authorization: bool
+NO_TOKEN = (
+    "'second_factor_required' found no validated token: put it below the resource protector's"
+    " decorator, as in @require_oauth() then @second_factor_required."
+)
+NO_AMR = (
+    "The bearer token has no 'amr' attribute. Register a function that returns it from a"
+    " validated token with '@two_factor.token_methods_loader'."
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "methods_loader", "authorization", "message"),
+    [
+        pytest.param("/unprotected", True, False, NO_TOKEN, id="no-protector-no-header"),
+        pytest.param("/unprotected", True, True, NO_TOKEN, id="no-protector-valid-token"),
+        pytest.param("/secure", False, True, NO_AMR, id="no-amr-no-methods-loader"),
+    ],
+)
+def test_a_misuse_names_its_fix(
+    step_up_app: StepUpApp, path: str, methods_loader: bool, authorization: bool, message: str
 ) -> None:
-    register_comma_loader(step_up_app)
+    if methods_loader:
+        register_comma_loader(step_up_app)
     _, headers = step_up_app.add_member("carol")
 
-    with pytest.raises(
-        RuntimeError,
-        match=re.escape(
-            "'second_factor_required' found no validated token: put it below the resource"
-            " protector's decorator, as in @require_oauth() then"
-            " @two_factor.second_factor_required."
-        ),
-    ):
-        step_up_app.client.get("/unprotected", headers=headers if authorization else {})
-
-
-def test_default_methods_loader_names_the_hook_when_the_token_has_no_amr(
-    step_up_app: StepUpApp,
-) -> None:
-    _, headers = step_up_app.add_member("carol")
-
-    with pytest.raises(
-        RuntimeError,
-        match=re.escape(
-            "The bearer token has no 'amr' attribute. Register a function that returns it"
-            " from a validated token with '@two_factor.token_methods_loader'."
-        ),
-    ):
-        step_up_app.client.get("/secure", headers=headers)
+    with pytest.raises(RuntimeError, match=re.escape(message)):
+        step_up_app.client.get(path, headers=headers if authorization else {})
 
 
 @pytest.mark.parametrize("path", ["/secure", "/checked"])
@@ -432,19 +409,14 @@ def test_login_through_the_challenge_on_a_custom_app_gives_a_token_that_passes(
     assert response.status_code == 200, response.json
 
 
-def test_token_methods_loader_on_the_example_app(
-    monkeypatch: pytest.MonkeyPatch,
-    client: FlaskClient,
-    connected_user: tuple[TestUser, str],
+def test_token_methods_loader_on_the_integrator_app(
+    integrator: Integrator, client: FlaskClient, connected_user: tuple[TestUser, str]
 ) -> None:
     user, _ = connected_user
-    two_factor = example_app.two_factor
-    # Restored after the test: the example app's extension is shared by every test.
-    monkeypatch.setattr(two_factor, "_methods_loader", two_factor._methods_loader)
     trusted: list[str] = []
 
-    @two_factor.token_methods_loader
-    def methods(token: example_app.models.Token) -> list[str]:
+    @integrator.two_factor.token_methods_loader
+    def methods(token: Any) -> list[str]:
         trusted.append(token.access_token)
         return ["pwd", "otp"]  # say, the integrator trusts its own device binding
 

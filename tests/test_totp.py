@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import string
 
 import pyotp
@@ -16,6 +17,7 @@ from PIL import Image
 from flask_ucloud_2fa import qr
 from flask_ucloud_2fa import totp
 
+SIX_DIGITS = re.compile(r"[0-9]{6}")
 #: A fixed 160-bit secret for tests that need known codes.
 SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
 
@@ -64,11 +66,22 @@ def test_six_digit_strings_are_kept(value: str) -> None:
         st.floats(),
         st.none(),
         st.lists(st.integers()),
-        st.text().filter(lambda s: not (len(s) == 6 and all(c in "0123456789" for c in s))),
+        st.text().filter(
+            lambda s: not (len(s) <= totp.MAX_CODE_TEXT and SIX_DIGITS.fullmatch(s.strip()))
+        ),
     )
 )
 def test_everything_else_is_refused(value: object) -> None:
     assert totp.normalize_code(value) is None
+
+
+@given(
+    st.text(alphabet="0123456789", min_size=6, max_size=6),
+    st.text(alphabet=" \t\r\n", max_size=4),
+    st.text(alphabet=" \t\r\n", max_size=4),
+)
+def test_surrounding_whitespace_is_ignored(code: str, before: str, after: str) -> None:
+    assert totp.normalize_code(before + code + after) == code
 
 
 @pytest.mark.parametrize("offset", [-1, 0, 1])

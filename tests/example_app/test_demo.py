@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,20 +11,32 @@ from pathlib import Path
 
 import pytest
 import zxingcpp
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from PIL import Image
 
 from example_app.terminal_qr import terminal_qr
 
-from conftest import require_service
+from helpers import free_port
+from helpers import require_service
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def _keys() -> dict[str, str]:
+    """Keys for the demo, so it makes none in the repository's instance folder."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return {
+        "FLASK_SECRET_KEY": Fernet.generate_key().decode(),
+        "FLASK_UCLOUD_2FA_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "FLASK_OAUTH_JWT_KEY_PEM": pem,
+    }
 
 
 @pytest.fixture
@@ -37,12 +48,12 @@ def demo(tmp_path: Path) -> Iterator[list[str]]:
             "-m",
             "example_app.demo",
             "--port",
-            str(_free_port()),
+            str(free_port()),
             "--database",
             f"sqlite:///{tmp_path}/demo.sqlite",
         ],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, **_keys(), "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -17,11 +17,11 @@ import pytest
 from cryptography.fernet import Fernet
 
 import flask_ucloud_2fa
-from flask_ucloud_2fa.extension import DEFAULTS
+from flask_ucloud_2fa.config import DEFAULTS
 
-from conftest import require_service
+from helpers import require_service
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 
 
@@ -100,6 +100,7 @@ def _import_quickstart(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Modul
 def test_quickstart_app_works_as_shown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     quickstart = _import_quickstart(monkeypatch, tmp_path)
     now = [1_800_000_005.0]
+    # The extension's clock (internal: TwoFactor(clock=...) is made at import, with the real one).
     monkeypatch.setattr(quickstart.two_factor, "clock", lambda: now[0])
     app = quickstart.app
     runner = app.test_cli_runner()
@@ -130,5 +131,12 @@ def test_quickstart_app_works_as_shown(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert client.get(
         "/auth/2fa/status", headers={"Authorization": f"Bearer {tokens['accessToken']}"}
     ).json == {"connected": True}
+
+    # Deleting the user deletes their tokens and 2FA: SQLite enforces the foreign keys.
+    db, models = quickstart.db, quickstart.two_factor.models
     with app.app_context():
-        quickstart.db.engine.dispose()
+        db.session.execute(db.delete(quickstart.User))
+        db.session.commit()
+        for model in (quickstart.Token, models.Credential, models.Challenge, models.RecoveryCode):
+            assert db.session.execute(db.select(db.func.count()).select_from(model)).scalar() == 0
+        db.engine.dispose()

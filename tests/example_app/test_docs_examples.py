@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from conftest import FakeClock
-from conftest import TestUser
-from conftest import code_for
+from helpers import FakeClock
+from helpers import TestUser
+from helpers import code_for
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 RECORD = os.environ.get("UCLOUD_2FA_RECORD_EXAMPLES") == "1"
 HOST = "http://127.0.0.1:5000"
 #: Response headers worth showing; the rest (Content-Length, Set-Cookie, ...) are noise.

@@ -13,14 +13,18 @@ from flask.testing import FlaskClient
 from sqlalchemy import func
 from sqlalchemy import select
 
+import example_app
 from example_app import create_app
 from example_app import db
 from example_app.models import Token
 from example_app.models import User
 
+from helpers import FakeClock
+from helpers import code_for
+
 if TYPE_CHECKING:
     # Imported for annotations only: a module-level Test* class would be collected by pytest.
-    from conftest import TestUser
+    from helpers import TestUser
 
 INVALID_CREDENTIALS = {
     "statusCode": 401,
@@ -81,6 +85,57 @@ def test_create_user_twice_is_refused(app: Flask, client: FlaskClient) -> None:
     assert ok.status_code == 200
     refused = client.post("/auth/login", json={"username": "carol", "password": "second"})
     assert refused.status_code == 401
+
+
+# -- flask delete-user -------------------------------------------------------------------------
+
+
+def test_delete_user_deletes_their_tokens_and_2fa(
+    app: Flask,
+    client: FlaskClient,
+    make_user: Any,
+    connected_user: tuple[TestUser, str],
+    clock: FakeClock,
+) -> None:
+    user, secret = connected_user
+    other = make_user("bob")
+    models = example_app.two_factor.models
+    recovery = client.post(
+        "/auth/2fa/recovery-codes",
+        headers=user.headers,
+        json={"verificationCode": code_for(secret, clock)},
+    )
+    assert recovery.status_code == 200, recovery.json
+    pending = client.post(
+        "/auth/login", json={"username": user.username, "password": user.password}
+    )
+    assert set(pending.json) == {"2fa"}
+    assert count(app, models.Credential, user_id=user.id) == 1
+    assert count(app, models.Challenge, user_id=user.id) >= 1
+    assert count(app, models.RecoveryCode) == 10
+
+    result = app.test_cli_runner().invoke(args=["delete-user", user.username])
+
+    assert result.exit_code == 0, result.output
+    assert result.output == "Deleted user 'alice'.\n"
+    # The database's foreign keys cascaded: nothing of the user is left.
+    assert count(app, User, id=user.id) == 0
+    assert count(app, Token, user_id=user.id) == 0
+    assert count(app, models.Credential, user_id=user.id) == 0
+    assert count(app, models.Challenge, user_id=user.id) == 0
+    assert count(app, models.RecoveryCode) == 0
+    assert client.get("/api/me", headers=user.headers).status_code == 401
+    # Someone else's account is untouched.
+    assert count(app, User, id=other.id) == 1
+    assert client.get("/api/me", headers=other.headers).status_code == 200
+
+
+def test_delete_user_of_an_unknown_name_is_refused(app: Flask, user: TestUser) -> None:
+    result = app.test_cli_runner().invoke(args=["delete-user", "mallory"])
+
+    assert result.exit_code != 0
+    assert "Error: There is no user 'mallory'." in result.output
+    assert count(app, User) == 1
 
 
 # -- POST /auth/login --------------------------------------------------------------------------
@@ -188,7 +243,7 @@ def env_app(monkeypatch: pytest.MonkeyPatch, tmp_path: os.PathLike[str]) -> Iter
     """The example app configured only by ``FLASK_*`` environment variables."""
     monkeypatch.setenv("FLASK_UCLOUD_2FA_ISSUER", "Env Issuer")
     monkeypatch.setenv("FLASK_SQLALCHEMY_DATABASE_URI", f"sqlite:///{tmp_path}/env.sqlite")
-    app = create_app()
+    app = create_app(instance_path=str(tmp_path))
     yield app
     with app.app_context():
         db.session.remove()

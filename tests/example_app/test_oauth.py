@@ -34,14 +34,13 @@ from example_app import db
 from example_app.models import Token
 from example_app.oauth import OAuth2AuthorizationCode
 from example_app.oauth import OAuth2Client
-from flask_ucloud_2fa.login import BINDING_COOKIE
-from flask_ucloud_2fa.login import csrf_token
+from example_app.session import LOGIN_KEY
 
-from conftest import FakeClock
-from conftest import code_for
+from helpers import FakeClock
+from helpers import code_for
 
 if TYPE_CHECKING:
-    from conftest import TestUser
+    from helpers import TestUser
 
 REDIRECT_URI = "http://127.0.0.1:8765/callback"
 ISSUER = "http://localhost"
@@ -73,11 +72,12 @@ def authorization_request(challenge: str, **overrides: str | None) -> dict[str, 
 
 
 def log_in(client: FlaskClient, user_id: int, amr: list[str], auth_time: int) -> None:
-    """What ``finish_login`` leaves in the session of a browser that logged in."""
+    """What ``example_app.session.log_in`` leaves in the session of a browser: Flask-Login's
+    user id (as its ``FlaskLoginClient`` writes it) and how the login was made."""
     with client.session_transaction() as session:
-        session["user_id"] = user_id
-        session["amr"] = amr
-        session["auth_time"] = auth_time
+        session["_user_id"] = str(user_id)
+        session["_fresh"] = True
+        session[LOGIN_KEY] = {"amr": amr, "auth_time": auth_time}
 
 
 def redirect_params(response: Any) -> dict[str, str]:
@@ -524,7 +524,12 @@ def test_without_a_login_the_browser_goes_to_the_login_page(
 
 @pytest.mark.parametrize(
     "session_keys",
-    [{"user_id": 1}, {"user_id": 1, "amr": ["pwd"]}, {"amr": ["pwd"], "auth_time": 0}],
+    [
+        {"_user_id": "1"},
+        {"_user_id": "1", LOGIN_KEY: {"amr": ["pwd"]}},
+        {"_user_id": "1", LOGIN_KEY: {"amr": [], "auth_time": 0}},
+        {LOGIN_KEY: {"amr": ["pwd"], "auth_time": 0}},
+    ],
 )
 def test_an_incomplete_session_is_no_login(
     app: Flask, client: FlaskClient, user: TestUser, session_keys: dict[str, Any]
@@ -566,7 +571,7 @@ def test_a_new_login_can_be_asked_for(
     again = authorization_request(challenge)
     assert response.location == login_url(app, f"/oauth/authorize?{urlencode(again)}")
     with client.session_transaction() as session:
-        assert "user_id" not in session
+        assert "_user_id" not in session
 
 
 def test_a_recent_enough_login_satisfies_max_age(client: FlaskClient, user: TestUser) -> None:
@@ -609,20 +614,18 @@ def test_the_login_page_and_the_2fa_challenge_lead_back_to_the_client(
     # A password alone makes no session: the browser is asked for a code.
     assert urlsplit(password_step.location).path == "/auth/2fa"
     with client.session_transaction() as session:
-        assert "user_id" not in session
+        assert "_user_id" not in session
     still_out = client.get("/oauth/authorize", query_string=authorization_request(challenge))
     assert urlsplit(still_out.location).path == "/login"
-    challenge_id = parse_qs(urlsplit(password_step.location).query)["challengeId"][0]
-    binding = client.get_cookie(BINDING_COOKIE, path="/auth/2fa")
-    assert binding is not None
+    challenge_page = client.get(password_step.location, headers=html).get_data(as_text=True)
+    hidden = dict(
+        re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', challenge_page)
+    )
+    assert set(hidden) == {"challengeId", "csrfToken"}
     answered = client.post(
         "/auth/2fa/challenge/form",
         headers=html,
-        data={
-            "challengeId": challenge_id,
-            "csrfToken": csrf_token(binding.value, challenge_id),
-            "verificationCode": code_for(secret, clock),
-        },
+        data={**hidden, "verificationCode": code_for(secret, clock)},
     )
     assert answered.status_code == 302
     assert answered.location == next_url
@@ -672,7 +675,8 @@ def test_creating_the_app_again_keeps_one_demo_client(app: Flask, database_url: 
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": database_url,
             "OAUTH_DEMO_REDIRECT_URIS": ["http://127.0.0.1:1234/cb"],
-        }
+        },
+        instance_path=app.instance_path,
     )
     with again.app_context():
         db.engine.dispose()
