@@ -26,7 +26,10 @@ def _two_factor() -> TwoFactor:
 @click.argument("user_id")
 def status(user_id: str) -> None:
     """Show USER_ID's 2FA state (never the secret)."""
-    found = _two_factor().status(user_id)
+    try:
+        found = _two_factor().status(user_id)
+    except ValueError as error:  # not a user id of the app's user table
+        raise click.BadParameter(str(error), param_hint="USER_ID") from None
     if found is None:
         click.echo(f"User {user_id!r} has no 2FA credential.")
         return
@@ -47,7 +50,11 @@ def status(user_id: str) -> None:
 @click.confirmation_option(prompt="Remove this user's 2FA credential, challenges and codes?")
 def reset(user_id: str) -> None:
     """Remove USER_ID's 2FA entirely: credential, challenges, recovery codes, back-off."""
-    if not _two_factor().reset(user_id):
+    try:
+        removed = _two_factor().reset(user_id)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="USER_ID") from None
+    if not removed:
         raise click.ClickException(f"User {user_id!r} has no 2FA credential.")
     click.echo(f"Reset 2FA of user {user_id!r}: they log in with the password alone now.")
 

@@ -95,7 +95,8 @@ class TwoFactor:
         self._db = db
         self._resource_protector = resource_protector
         self._scopes = scopes
-        self._clock = clock
+        #: The current time in Unix seconds; a test may put a fake clock here.
+        self.clock = clock
         #: The models of the extension's rows: ``Credential``, ``Challenge``, ``RecoveryCode``.
         self.models: TwoFactorModels = models or bind_models(db, user_table)
         self._login_completed: Callable[[LoginCompleted], ResponseReturnValue] | None = None
@@ -212,8 +213,7 @@ class TwoFactor:
     ) -> ResponseReturnValue:
         """Answer a login challenge; the ``login_completed`` hook's response.
 
-        :param browser_binding: the binding cookie of the browser the login began in (the
-            challenge page passes it; a browser's challenge needs it).
+        :param browser_binding: the binding cookie of the browser a browser's login began in.
         :raises ChallengeNotFound: unknown, expired, used or burned, or a setup challenge.
         :raises InvalidCode: wrong or used code (with ``remaining_attempts``).
         :raises TooManyAttempts: the user is backing off or locked out.
@@ -331,7 +331,7 @@ class TwoFactor:
 
     def status(self, user_id: Any) -> CredentialStatus | None:
         """The user's 2FA as an administrator sees it (never the secret), or ``None``."""
-        return admin.credential_status(self._store(), user_id, self._clock())
+        return admin.credential_status(self._store(), user_id, self.clock())
 
     def reset(self, user_id: Any) -> bool:
         """Remove everything of the user's 2FA without a proof: an administrator's reset, or
@@ -382,7 +382,7 @@ class TwoFactor:
             challenge_lifetime=settings.challenge_lifetime,
             limits=settings.limits,
             recovery_code_count=settings.recovery_code_count,
-            clock=self._clock,
+            clock=self.clock,
             emit=self._emit,
         )
 
