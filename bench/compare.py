@@ -42,6 +42,7 @@ import importlib.metadata
 import importlib.util
 import os
 import pstats
+import re
 import secrets
 import sys
 import tempfile
@@ -60,7 +61,6 @@ from run import Case
 from run import FakeClock
 from run import Figure
 from run import answer_cases
-from run import begin_login
 from run import build_app
 from run import connect
 from run import make_user
@@ -70,8 +70,6 @@ from run import user_id_of
 from run import write_section
 
 import example_app
-from flask_ucloud_2fa.login import BINDING_COOKIE
-from flask_ucloud_2fa.login import csrf_token
 
 TARGET = 10.0
 INSTALL = '.venv/bin/pip install "Flask-Security-Too[fsqla]>=5.9.2" "qrcode>=8.2"'
@@ -229,17 +227,15 @@ def browser_answer_case(
 
     def prepare() -> None:
         # A new browser for each login, as Flask-Security-Too's case has a new client: no
-        # session cookie of an earlier login to read.
+        # session cookie of an earlier login to read. The login step redirects it to the
+        # challenge page with its binding cookie; the page's form carries the CSRF token.
         browser["client"] = client = app.test_client()
         clock.now += 30  # a new time step: the code below is unused
-        binding = secrets.token_urlsafe(32)
-        challenge_id = begin_login(app, user_id, browser_binding=binding)
-        client.set_cookie(BINDING_COOKIE, binding, path=app.config["UCLOUD_2FA_URL_PREFIX"])
-        form.update(
-            challengeId=challenge_id,
-            csrfToken=csrf_token(binding, challenge_id),
-            verificationCode=pyotp.TOTP(secret).at(clock.now),
-        )
+        step = client.post(f"/bench/login/{user_id}?browser=1", headers={"Accept": "text/html"})
+        assert step.status_code == 302, step.status
+        page = client.get(step.location).get_data(as_text=True)
+        fields = dict(re.findall(r'name="(challengeId|csrfToken)" value="([^"]+)"', page))
+        form.update(fields, verificationCode=pyotp.TOTP(secret).at(clock.now))
 
     def call() -> None:
         response = browser["client"].post("/auth/2fa/challenge/form", data=form)

@@ -77,13 +77,14 @@ from run import measure
 from run import user_id_of
 from run import write_section
 from sqlalchemy import event
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from werkzeug.security import generate_password_hash
 from werkzeug.test import TestResponse
 
 import example_app
 from example_app import db
-from example_app.auth import finish_login
+from example_app.ucloud_2fa import finish_login
 
 DATABASE_URL_VARIABLE = "UCLOUD_2FA_BENCH_DATABASE_URL"
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -137,7 +138,7 @@ class Scale:
     #: The API-made user: its token's header, its own secret and its id.
     headers: dict[str, str] = field(default_factory=dict)
     secret: str = ""
-    user_id: str = ""
+    user_id: int = 0
     info: dict[str, Any] = field(default_factory=dict)
 
     def access_token(self, user_id: int) -> str:
@@ -468,8 +469,7 @@ def plans(scale: Scale, clock: FakeClock) -> list[dict[str, Any]]:
     backlog of expired challenges, the second finds none) and an answer of the API-made user."""
 
     def begin() -> str | None:
-        with scale.app.app_context():
-            return example_app.two_factor.service().begin_login(scale.user_id, ["pwd"], {})
+        return login_challenge(scale.app, scale.user_id)
 
     with explained(scale, "status") as status:
         expect(scale.client.get("/auth/2fa/status", headers=scale.headers), 200)
@@ -508,13 +508,22 @@ def scan_nodes(plan: list[str]) -> list[str]:
     return [line.split("(cost=")[0].strip(" ->") for line in plan if "Scan" in line]
 
 
+def login_challenge(app: Flask, user_id: int) -> str | None:
+    """The login step of a JSON client for ``user_id`` (a password already checked): the
+    challenge it makes, or ``None`` for a user without 2FA."""
+    with app.test_request_context("/auth/login", method="POST"):
+        response = app.make_response(example_app.two_factor.login(user_id))
+    body = response.get_json()
+    return body.get("2fa") if isinstance(body, dict) else None
+
+
 # -- timing ------------------------------------------------------------------------------------
 
 
 def cases(scale: Scale, clock: FakeClock, rng: random.Random, quick: bool) -> list[Case]:
     number = 200 if quick else 1000
     answers = 60 if quick else 250
-    app, client, service = scale.app, scale.client, example_app.two_factor.service
+    app, client = scale.app, scale.client
     pending: dict[str, Any] = {}
 
     def pick_token() -> None:
@@ -528,8 +537,7 @@ def cases(scale: Scale, clock: FakeClock, rng: random.Random, quick: bool) -> li
         return call
 
     def begin() -> str:
-        with app.app_context():
-            challenge = service().begin_login(str(scale.random_user(rng, True)), ["pwd"], {})
+        challenge = login_challenge(app, scale.random_user(rng, True))
         if challenge is None:
             raise BenchFailure(f"{scale.label}: begin_login made no challenge")
         return challenge
@@ -573,9 +581,18 @@ def prepare(scale: Scale, clock: FakeClock, rng: random.Random) -> None:
     scale.headers = make_user(scale.app, scale.client, "scale-measured")
     scale.secret = connect(scale.client, scale.headers, clock)
     scale.user_id = user_id_of(scale.app, "scale-measured")
-    scale.filler_secret = pyotp.random_base32()
+    # The filler users share one secret, encrypted as the extension stores it: that of a user
+    # connected through the API.
+    scale.filler_secret = connect(
+        scale.client, make_user(scale.app, scale.client, "scale-template"), clock
+    )
     with scale.app.app_context():
-        encrypted = example_app.two_factor.settings.box.encrypt(scale.filler_secret)
+        credential = example_app.two_factor.models.Credential
+        encrypted = example_app.db.session.execute(
+            select(credential.encrypted_secret).where(
+                credential.user_id == user_id_of(scale.app, "scale-template")
+            )
+        ).scalar_one()
     fill(scale, scale.users - 1, encrypted, clock.now, rng)
     describe(scale)
     info = scale.info

@@ -344,12 +344,11 @@ def engine_of(app: Flask) -> Engine:
         return engine
 
 
-def count(app: Flask, model: Any, *where: Any) -> int:
-    """The rows of ``model`` (matching ``where``)."""
+def count(app: Flask, model: Any, *where: Any, **filters: Any) -> int:
+    """The rows of ``model`` matching ``where`` and ``filters`` (column=value)."""
     with app.app_context():
-        total: int = (
-            db_of(app).session.execute(select(func.count()).select_from(model).where(*where))
-        ).scalar_one()
+        query = select(func.count()).select_from(model).where(*where).filter_by(**filters)
+        total: int = db_of(app).session.execute(query).scalar_one()
         return total
 
 

@@ -10,8 +10,6 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func
-from sqlalchemy import select
 
 import example_app
 from example_app import create_app
@@ -21,6 +19,7 @@ from example_app.models import User
 
 from helpers import FakeClock
 from helpers import code_for
+from helpers import count
 
 if TYPE_CHECKING:
     # Imported for annotations only: a module-level Test* class would be collected by pytest.
@@ -36,14 +35,6 @@ BAD_LOGIN_BODY = {
     "why": "Send a JSON object with username and password.",
     "errorCode": "BAD_REQUEST",
 }
-
-
-def count(app: Flask, model: Any, **filters: Any) -> int:
-    with app.app_context():
-        total: int = db.session.execute(
-            select(func.count()).select_from(model).filter_by(**filters)
-        ).scalar_one()
-        return total
 
 
 # -- flask create-user -------------------------------------------------------------------------

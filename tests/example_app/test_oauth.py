@@ -6,9 +6,7 @@ import base64
 import hashlib
 import re
 import secrets
-import threading
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 from typing import Any
@@ -26,7 +24,6 @@ from flask.testing import FlaskClient
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from joserfc.jwk import RSAKey
-from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -38,6 +35,8 @@ from example_app.session import LOGIN_KEY
 
 from helpers import FakeClock
 from helpers import code_for
+from helpers import count
+from helpers import race
 
 if TYPE_CHECKING:
     from helpers import TestUser
@@ -155,14 +154,6 @@ def at_hash(access_token: str) -> str:
 
 def bearer(access_token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {access_token}"}
-
-
-def count(app: Flask, model: Any, **filters: Any) -> int:
-    with app.app_context():
-        total: int = db.session.execute(
-            select(func.count()).select_from(model).filter_by(**filters)
-        ).scalar_one()
-        return total
 
 
 def login_url(app: Flask, next_url: str) -> str:
@@ -689,30 +680,6 @@ def test_creating_the_app_again_keeps_one_demo_client(app: Flask, database_url: 
 # -- races -------------------------------------------------------------------------------------
 
 
-def race(app: Flask, calls: list[Callable[[FlaskClient], Any]]) -> list[int]:
-    """Run every call in a thread of its own, released together; their status codes."""
-    barrier = threading.Barrier(len(calls))
-    statuses: list[int] = [0] * len(calls)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        client = app.test_client()
-        try:
-            barrier.wait(timeout=10)
-            statuses[index] = calls[index](client).status_code
-        except BaseException as error:  # reported below, on the test's thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    if errors:
-        raise errors[0]
-    return statuses
-
-
 RACERS = 4
 
 
@@ -724,7 +691,8 @@ def test_of_parallel_exchanges_of_one_code_one_wins(
         verifier, challenge = pkce_pair()
         code = get_code(client, challenge)
 
-        statuses = race(app, [partial(exchange, code=code, verifier=verifier)] * RACERS)
+        outcomes = race(app, [partial(exchange, code=code, verifier=verifier)] * RACERS)
+        statuses = [outcome.status for outcome in outcomes]
 
         assert sorted(statuses) == [200] + [400] * (RACERS - 1)
     assert count(app, Token, client_id="demo-client") == 3
@@ -736,7 +704,8 @@ def test_of_parallel_refreshes_with_one_token_one_wins(
     log_in(client, user.id, ["pwd"], int(time.time()))
     refresh_token = tokens_for(client)["refresh_token"]
 
-    statuses = race(app, [partial(refresh, refresh_token=refresh_token)] * RACERS)
+    outcomes = race(app, [partial(refresh, refresh_token=refresh_token)] * RACERS)
+    statuses = [outcome.status for outcome in outcomes]
 
     assert sorted(statuses) == [200] + [400] * (RACERS - 1)
     assert count(app, Token, client_id="demo-client") == 2

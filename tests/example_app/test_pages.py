@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
@@ -22,6 +21,7 @@ from example_app.models import User
 
 from helpers import FakeClock
 from helpers import code_for
+from helpers import count
 from helpers import decrypt_secret
 from helpers import wrong_code
 
@@ -123,14 +123,6 @@ def user_id_of(client: FlaskClient) -> int | None:
     ``_user_id``, which its ``FlaskLoginClient`` writes too)."""
     user_id = session_of(client).get("_user_id")
     return None if user_id is None else int(user_id)
-
-
-def count(app: Flask, model: Any, **filters: Any) -> int:
-    with app.app_context():
-        total: int = db.session.execute(
-            select(func.count()).select_from(model).filter_by(**filters)
-        ).scalar_one()
-        return total
 
 
 def credential(app: Flask, user: TestUser) -> Any:
