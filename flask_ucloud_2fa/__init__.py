@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .admin import CredentialStatus
+from .data import CreatedCredentials
+from .data import CredentialStatus
+from .data import LoginCompleted
 from .errors import AlreadyConnected
 from .errors import ChallengeNotFound
 from .errors import InsufficientUserAuthentication
@@ -24,8 +26,6 @@ from .openapi import openapi_document
 from .proofs import Proof
 from .proofs import proof_from_form
 from .proofs import proof_from_json
-from .service import CreatedCredentials
-from .service import LoginCompleted
 from .stepup import second_factor_required
 
 __all__ = [

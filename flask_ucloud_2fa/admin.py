@@ -6,40 +6,15 @@ call these. Rules, no HTTP.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from .crypto import SecretBox
+from .data import CredentialStatus
 from .service import Emit
 from .store import Store
 
 #: Credentials re-encrypted per transaction by :func:`rotate_keys`.
 ROTATION_BATCH = 1000
-
-
-@dataclass(frozen=True)
-class CredentialStatus:
-    """An administrator's view of a user's 2FA, without the secret.
-
-    :param user_id: the user.
-    :param connected: whether a setup was confirmed (else one is pending).
-    :param created_at: when the current secret was made, in naive UTC.
-    :param connected_at: when it was confirmed, or ``None``.
-    :param failures: consecutive wrong answers since the last right one.
-    :param blocked_until: no answer is looked at before this time (back-off or lock-out).
-    :param recovery_codes_left: unused recovery codes.
-    :param pending_challenges: challenges that can still be answered.
-    """
-
-    user_id: Any
-    connected: bool
-    created_at: datetime
-    connected_at: datetime | None
-    failures: int
-    blocked_until: datetime | None
-    recovery_codes_left: int
-    pending_challenges: int
 
 
 def credential_status(store: Store, user_id: Any, now: float) -> CredentialStatus | None:

@@ -16,13 +16,15 @@ from flask.typing import ResponseReturnValue
 from . import admin
 from . import browser  # noqa: F401 - puts the challenge page on the blueprint
 from . import signals
-from .admin import CredentialStatus
 from .cli import cli
 from .config import DEFAULTS
 from .config import EXTENSION_KEY
 from .config import AppState
 from .config import Settings
 from .config import app_state
+from .data import CreatedCredentials
+from .data import CredentialStatus
+from .data import LoginCompleted
 from .errors import InsufficientUserAuthentication
 from .errors import TwoFactorError
 from .http import acquire_token
@@ -33,11 +35,9 @@ from .login import login_step
 from .models import LOGIN
 from .models import SETUP
 from .models import TwoFactorModels
-from .models import bind_models
 from .models import connected_property
+from .models import models_of
 from .proofs import Proof
-from .service import CreatedCredentials
-from .service import LoginCompleted
 from .service import TwoFactorService
 from .stepup import check_current_token
 from .store import Store
@@ -78,7 +78,7 @@ class TwoFactor:
         ``ON DELETE CASCADE``, typed like its key, so deleting a user deletes their 2FA.
         ``None`` stores user ids as text; call :meth:`reset` when a user is deleted.
     :param models: the integrator's own models (subclasses of the mixins), instead of the
-        default ones.
+        default ones; not with ``user_table``.
     """
 
     def __init__(
@@ -98,7 +98,7 @@ class TwoFactor:
         #: The current time in Unix seconds; a test may put a fake clock here.
         self.clock = clock
         #: The models of the extension's rows: ``Credential``, ``Challenge``, ``RecoveryCode``.
-        self.models: TwoFactorModels = models or bind_models(db, user_table)
+        self.models: TwoFactorModels = models_of(db, user_table, models)
         self._login_completed: Callable[[LoginCompleted], ResponseReturnValue] | None = None
         self._user_id_loader = _attribute_loader("user_id", "user_id_loader")
         self._methods_loader = _attribute_loader("amr", "token_methods_loader")
@@ -287,9 +287,8 @@ class TwoFactor:
         self._service().disable(user_id, proof)
 
     def is_connected(self, user_id: Any = None, *, token: Any = None) -> bool:
-        """Whether a user has connected 2FA: give the user's id, or a validated ``token``
-        (read from the token when :meth:`load_with_token` made it carry the state, else one
-        query).
+        """Whether a user has connected 2FA, by id or by a validated ``token`` (no query when
+        :meth:`load_with_token` made the token carry it).
 
         :raises ValueError: neither or both were given.
         """

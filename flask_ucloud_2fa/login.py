@@ -12,7 +12,7 @@ from .browser import new_binding
 from .browser import redirect_to_challenge
 from .browser import wants_html
 from .config import Settings
-from .service import LoginCompleted
+from .data import LoginCompleted
 from .service import TwoFactorService
 
 
@@ -33,13 +33,7 @@ def login_step(
     binding = new_binding() if wants_html() else None
     challenge_id = service.begin_login(user_id, methods, state, binding)
     if challenge_id is None:
-        login = LoginCompleted(
-            user_id=service.store.user_key(user_id),
-            methods=list(methods),
-            auth_time=int(service.clock()),
-            state=state,
-        )
-        return service.finish_login(login, login_completed)
+        return service.finish_login(user_id, methods, state, login_completed)
     if binding is None:
         return jsonify({"2fa": challenge_id})
     return redirect_to_challenge(challenge_id, binding, settings)

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import column_property
 from sqlalchemy.orm import declared_attr
 from sqlalchemy.orm import mapped_column
+from sqlalchemy.types import NullType
 
 #: Challenge kinds.
 SETUP = "setup"
@@ -176,18 +177,32 @@ def bind_models(db: Any, user_table: str | None = None) -> TwoFactorModels:
     return models
 
 
+def models_of(db: Any, user_table: str | None, models: TwoFactorModels | None) -> TwoFactorModels:
+    """The integrator's own ``models``, or the default ones on ``db`` with ``user_table``.
+
+    :raises ValueError: both ``models`` and ``user_table``: own models declare their own keys.
+    """
+    if models is None:
+        return bind_models(db, user_table)
+    if user_table is not None:
+        raise ValueError(
+            "Pass TwoFactor either models=... or user_table=..., not both: your own models"
+            " declare the foreign key of their user_id columns themselves."
+        )
+    return models
+
+
 def user_id_type(models: TwoFactorModels) -> type:
     """The Python type of user ids in ``models``: ``str`` for text, else the type of the
     user table's key."""
     column = models.Credential.__table__.c.user_id  # type: ignore[attr-defined]
-    try:
-        python_type: type = column.type.python_type
-    except NotImplementedError:  # a foreign key whose table was never defined
+    if isinstance(column.type, NullType):  # a foreign key whose table was never defined
+        target = ", ".join(key.target_fullname for key in column.foreign_keys)
         raise RuntimeError(
-            f"The user table that Flask-UCloud-2FA's user_id refers to ({column.foreign_keys})"
-            " is not defined on this db: pass TwoFactor(user_table=...) the name of your user"
-            " model's table."
-        ) from None
+            f"Flask-UCloud-2FA's user_id refers to {target}, which is not defined on this db:"
+            " pass TwoFactor(user_table=...) the table of your user model."
+        )
+    python_type: type = column.type.python_type
     return python_type
 
 

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
 from typing import NoReturn
 from typing import Protocol
@@ -31,6 +30,8 @@ from . import qr
 from . import totp
 from .crypto import SecretBox
 from .crypto import sha256_hex
+from .data import CreatedCredentials
+from .data import LoginCompleted
 from .errors import AlreadyConnected
 from .errors import ChallengeNotFound
 from .errors import InvalidCode
@@ -78,41 +79,6 @@ class Limits:
         if failures < self.backoff_after:
             return 0
         return min(int(2 ** (failures - self.backoff_after)), self.backoff_max)
-
-
-@dataclass(frozen=True)
-class CreatedCredentials:
-    """A started setup: UCloud's ``Create2FACredentialsResponse``, answered by
-    ``POST /auth/2fa``.
-
-    :param otp_auth_uri: the ``otpauth://`` URI authenticator apps read.
-    :param qr_code_b64_data: a PNG of its QR code, as a ``data:`` URI for an ``<img>``.
-    :param secret: the base32 secret, for typing into an app by hand.
-    :param challenge_id: the setup challenge that the first code confirms.
-    """
-
-    otp_auth_uri: str = field(repr=False)
-    qr_code_b64_data: str = field(repr=False)
-    secret: str = field(repr=False)
-    challenge_id: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class LoginCompleted:
-    """A login whose factors all succeeded, handed to the ``login_completed`` hook.
-
-    :param user_id: the id the login view passed to the login step, in the type the extension
-        stores it in: text by default, the user table's key type with ``user_table``.
-    :param methods: the authentication methods used, as OpenID Connect ``amr`` values:
-        ``["pwd"]`` without 2FA, ``["pwd", "otp"]`` after a TOTP or recovery code.
-    :param auth_time: when the last factor succeeded, in Unix seconds.
-    :param state: the JSON-serialisable ``state`` the login view passed to the login step.
-    """
-
-    user_id: Any
-    methods: list[str]
-    auth_time: int
-    state: dict[str, Any]
 
 
 class _Rejected(Exception):
@@ -203,9 +169,22 @@ class TwoFactorService:
                 browser_binding=browser_binding,
             )
 
-    def finish_login(self, login: LoginCompleted, login_completed: Callable[[Any], T]) -> T:
-        """Run the ``login_completed`` hook in a transaction and commit what it added (a token
-        row) once. If it raises, nothing is kept."""
+    def finish_login(
+        self,
+        user_id: Any,
+        methods: list[str],
+        state: dict[str, Any],
+        login_completed: Callable[[LoginCompleted], T],
+    ) -> T:
+        """Complete the login of a user without 2FA: run the ``login_completed`` hook in a
+        transaction and commit what it added (a token row) once. If it raises, nothing is
+        kept."""
+        login = LoginCompleted(
+            user_id=self.store.user_key(user_id),
+            methods=list(methods),
+            auth_time=int(self.clock()),
+            state=state,
+        )
         with self.store.transaction():
             return login_completed(login)
 

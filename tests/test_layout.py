@@ -30,6 +30,7 @@ LAYERS = {
     "crypto": 0,
     "recovery": 0,
     "proofs": 0,
+    "data": 0,
     "openapi": 0,
     "models": 1,
     "statements": 1,
@@ -46,7 +47,7 @@ LAYERS = {
     "extension": 5,
 }
 #: Modules that must not import Flask (or Werkzeug): the framework-neutral core.
-WITHOUT_FLASK = {"errors", "totp", "qr", "crypto", "recovery", "proofs", "openapi"} | {
+WITHOUT_FLASK = {"errors", "totp", "qr", "crypto", "recovery", "proofs", "data", "openapi"} | {
     "models",
     "statements",
     "store",

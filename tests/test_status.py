@@ -6,11 +6,14 @@ import secrets
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
+
+from flask_ucloud_2fa import TwoFactor
 
 from helpers import FakeClock
 from helpers import answer
@@ -125,3 +128,11 @@ def test_status_of_a_connected_user_without_a_token_says_nothing(
     assert response.status_code == 401
     assert set(response.json) == {"statusCode", "why", "errorCode"}
     assert response.headers["WWW-Authenticate"].lower().startswith("bearer")
+
+
+@pytest.mark.parametrize("arguments", [{}, {"user_id": 1, "token": object()}])
+def test_is_connected_takes_a_user_id_or_a_token(
+    app: Flask, two_factor: TwoFactor, arguments: dict[str, Any]
+) -> None:
+    with app.app_context(), pytest.raises(ValueError, match="either a user id or token=..."):
+        two_factor.is_connected(**arguments)
