@@ -17,7 +17,7 @@ from .store import Store
 ROTATION_BATCH = 1000
 
 
-def credential_status(store: Store, user_id: Any, now: float) -> CredentialStatus | None:
+def status(store: Store, user_id: Any, now: float) -> CredentialStatus | None:
     """The user's 2FA as an administrator sees it, or ``None`` without a credential."""
     user_id = store.user_key(user_id)
     credential = store.credential(user_id)
