@@ -10,26 +10,34 @@ from typing import Any
 
 from .crypto import SecretBox
 from .data import CredentialStatus
-from .service import Emit
+from .limits import Emit
+from .limits import Limits
 from .store import Store
+from .store import utc
 
 #: Credentials re-encrypted per transaction by :func:`rotate_keys`.
 ROTATION_BATCH = 1000
 
 
-def status(store: Store, user_id: Any, now: float) -> CredentialStatus | None:
+def status(store: Store, user_id: Any, now: float, limits: Limits) -> CredentialStatus | None:
     """The user's 2FA as an administrator sees it, or ``None`` without a credential."""
     user_id = store.user_key(user_id)
     credential = store.credential(user_id)
     if credential is None:
         return None
+    blocked_until = credential.blocked_until
+    if credential.forgiven_at is not None:
+        # Locked out until the budget has forgiven one failure.
+        locked = utc(credential.forgiven_at - (limits.horizon(now) - int(now)))
+        if locked > utc(now) and (blocked_until is None or locked > blocked_until):
+            blocked_until = locked
     return CredentialStatus(
         user_id=user_id,
         connected=credential.connected,
         created_at=credential.created_at,
         connected_at=credential.connected_at,
         failures=credential.failures,
-        blocked_until=credential.blocked_until,
+        blocked_until=blocked_until,
         recovery_codes_left=store.count_recovery_codes(credential.id),
         pending_challenges=store.count_live_challenges(user_id, now),
     )

@@ -22,6 +22,7 @@ from .errors import ChallengeNotFound
 from .errors import InvalidCode
 from .errors import TooManyAttempts
 from .http import blueprint
+from .proofs import is_challenge_id
 from .proofs import proof_from_form
 
 if TYPE_CHECKING:
@@ -70,8 +71,8 @@ def challenge_page() -> Response:
     challenge. Override ``ucloud_2fa/challenge.html`` in the app's templates to restyle it."""
     challenge_id = request.args.get("challengeId", "")
     binding = request.cookies.get(BINDING_COOKIE)
-    if not challenge_id or binding is None:
-        return _page(challenge_id, None, "expired", 404)
+    if not is_challenge_id(challenge_id) or binding is None:
+        return _page("", None, "expired", 404)
     return _page(challenge_id, binding, None, 200)
 
 
@@ -81,8 +82,8 @@ def answer_challenge_form() -> Response:
     (usually a redirect), else the page again with what went wrong."""
     challenge_id = request.form.get("challengeId", "")
     binding = request.cookies.get(BINDING_COOKIE)
-    if binding is None:  # no login began in this browser, or it ended
-        return _page(challenge_id, None, "expired", 404)
+    if binding is None or not is_challenge_id(challenge_id):  # no login began here, or ended
+        return _page("", None, "expired", 404)
     if not hmac.compare_digest(
         request.form.get("csrfToken", ""), csrf_token(binding, challenge_id)
     ):

@@ -14,7 +14,7 @@ from flask import current_app
 from .crypto import SecretBox
 from .crypto import derive_key
 from .crypto import parse_keys
-from .service import Limits
+from .limits import Limits
 
 logger = logging.getLogger("flask_ucloud_2fa")
 

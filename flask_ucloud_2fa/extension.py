@@ -330,7 +330,7 @@ class TwoFactor:
 
     def status(self, user_id: Any) -> CredentialStatus | None:
         """The user's 2FA as an administrator sees it (never the secret), or ``None``."""
-        return admin.status(self._store(), user_id, self.clock())
+        return admin.status(self._store(), user_id, self.clock(), app_state().settings.limits)
 
     def reset(self, user_id: Any) -> bool:
         """Remove everything of the user's 2FA without a proof: an administrator's reset, or

@@ -23,15 +23,13 @@ from .errors import TokenRefused
 from .errors import TooManyAttempts
 from .errors import TwoFactorError
 from .openapi import openapi_document
+from .proofs import is_challenge_id
 from .proofs import proof_from_json
 
 if TYPE_CHECKING:
     from .extension import TwoFactor
 
 blueprint = Blueprint("ucloud_2fa", __name__, template_folder="templates")
-
-#: Longer than any challenge id the extension makes (43 characters); bounds the work per request.
-MAX_CHALLENGE_ID_LENGTH = 128
 
 #: ``errorCode`` of Werkzeug's errors, by status: fixed, whatever their reason phrases say.
 HTTP_ERROR_CODES = {
@@ -181,7 +179,7 @@ def answer_challenge() -> ResponseReturnValue:
     (with a TOTP ``verificationCode`` or a ``recoveryCode``)."""
     body = json_object()
     challenge_id = body.get("challengeId")
-    if not isinstance(challenge_id, str) or not 0 < len(challenge_id) <= MAX_CHALLENGE_ID_LENGTH:
+    if not is_challenge_id(challenge_id):
         raise InvalidRequest("challengeId must be the challenge id string you were given.")
     result = _two_factor().answer_challenge(challenge_id, proof_from_json(body))
     if result is None:

@@ -59,8 +59,11 @@ class CredentialMixin:
     last_used_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     #: Consecutive wrong answers across all of the user's challenges; reset by a right one.
     failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    #: No answer is looked at before this time (back-off, or lock-out after many failures).
+    #: No answer is looked at before this time (the back-off after consecutive failures).
     blocked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: The lock-out budget, in Unix seconds: when every failure counted so far is forgiven, one
+    #: per ``UCLOUD_2FA_LOCKOUT_DURATION``. A right answer does not move it.
+    forgiven_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     def __repr__(self) -> str:
         # The secret stays out of reprs, and so out of logs and tracebacks.

@@ -7,17 +7,22 @@ routes follow the contract's rules (:func:`proof_from_json`); forms are kinder t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
+from typing import TypeGuard
 
 from .errors import InvalidRequest
 from .recovery import normalize_recovery_code
 from .totp import MAX_CODE_TEXT
 from .totp import normalize_code
 
-__all__ = ["Proof", "proof_from_form", "proof_from_json"]
+__all__ = ["Proof", "is_challenge_id", "proof_from_form", "proof_from_json"]
+
+#: What a challenge id can look like: the extension makes them URL-safe base64 (43 characters).
+_CHALLENGE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -70,3 +75,10 @@ def proof_from_form(text: str) -> Proof | None:
         return Proof(code=code)
     recovery_code = normalize_recovery_code(text.strip())
     return None if recovery_code is None else Proof(recovery_code=recovery_code)
+
+
+def is_challenge_id(value: object) -> TypeGuard[str]:
+    """Whether ``value`` can be a challenge id at all: text of the URL-safe base64 alphabet,
+    at most 128 characters. Anything else (other characters, lone surrogates, NUL) is not
+    looked up."""
+    return isinstance(value, str) and _CHALLENGE_ID.fullmatch(value) is not None

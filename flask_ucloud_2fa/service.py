@@ -16,14 +16,9 @@ from __future__ import annotations
 
 import hmac
 import json
-import math
 from collections.abc import Callable
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from typing import NoReturn
-from typing import Protocol
 from typing import TypeVar
 
 from . import qr
@@ -34,55 +29,21 @@ from .data import CreatedCredentials
 from .data import LoginCompleted
 from .errors import AlreadyConnected
 from .errors import ChallengeNotFound
-from .errors import InvalidCode
 from .errors import InvalidRequest
-from .errors import LockedOut
 from .errors import NotConnected
-from .errors import TooManyAttempts
+from .limits import Emit
+from .limits import Limits
+from .limits import WrongAnswer
+from .limits import count_failure
 from .models import LOGIN
 from .models import SETUP
 from .proofs import Proof
+from .proofs import is_challenge_id
 from .recovery import new_recovery_code
 from .store import Store
 from .store import utc
 
 T = TypeVar("T")
-
-
-class Emit(Protocol):
-    """Reports a decision: a signal and an audit record (see :mod:`.signals`)."""
-
-    def __call__(self, event: str, user_id: Any, outcome: str, **data: Any) -> None: ...
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How wrong answers are limited.
-
-    :param max_attempts: wrong answers after which one challenge is burned.
-    :param backoff_after: consecutive failures of a user before answers are slowed down.
-    :param backoff_max: the longest wait between answers, in seconds.
-    :param lockout_after: consecutive failures after which the user is locked out.
-    :param lockout_duration: seconds a lock-out lasts, unless an administrator resets it.
-    """
-
-    max_attempts: int = 5
-    backoff_after: int = 5
-    backoff_max: int = 60
-    lockout_after: int = 100
-    lockout_duration: int = 3600
-
-    def delay(self, failures: int) -> int:
-        """Seconds to wait after ``failures`` consecutive failures: doubling, capped."""
-        if failures >= self.lockout_after:
-            return self.lockout_duration
-        if failures < self.backoff_after:
-            return 0
-        return min(int(2 ** (failures - self.backoff_after)), self.backoff_max)
-
-
-class _Rejected(Exception):
-    """A proof that did not match: counted as a failure outside the transaction."""
 
 
 @dataclass
@@ -217,6 +178,8 @@ class TwoFactorService:
         :raises InvalidRequest: a recovery code for a setup challenge.
         """
         now = self.clock()
+        if not is_challenge_id(challenge_id):
+            raise ChallengeNotFound()
         row = self.store.answer_row(challenge_id)
         if row is None or row.expires_at <= utc(now) or kind not in (None, row.kind):
             raise ChallengeNotFound()
@@ -234,21 +197,23 @@ class TwoFactorService:
                 raise ChallengeNotFound()
             if proof.recovery_code is not None:
                 raise InvalidRequest("A setup is confirmed with a verificationCode from the app.")
-        result: T | None = None
-        with self._spending(row, proof, now, connecting=setup, challenge_id=challenge_id) as (
-            method
-        ):
+
+        def complete(method: str) -> T | None:
             if not self.store.spend_challenge(challenge_id, now):
                 raise ChallengeNotFound()
-            if not setup:
-                context = json.loads(row.login_context or "{}")
-                login = LoginCompleted(
-                    user_id=row.user_id,
-                    methods=[*context.get("methods", []), "otp"],
-                    auth_time=int(now),
-                    state=context.get("state", {}),
-                )
-                result = login_completed(login)
+            if setup:
+                return None
+            context = json.loads(row.login_context or "{}")
+            rc = ["rc"] if method == "recovery_code" else []
+            login = LoginCompleted(
+                user_id=row.user_id,
+                methods=[*context.get("methods", []), "otp", *rc],
+                auth_time=int(now),
+                state=context.get("state", {}),
+            )
+            return login_completed(login)
+
+        result, method = self._spend(row, proof, now, complete, setup, challenge_id)
         self._emit_passed(row.user_id, row.kind, method)
         if setup:
             self.emit("connected", row.user_id, "success")
@@ -264,10 +229,13 @@ class TwoFactorService:
         """
         row = self._connected(user_id)
         codes = [new_recovery_code() for _ in range(self.recovery_code_count)]
-        with self._spending(row, proof, self.clock()):
-            self.store.replace_recovery_codes(
-                row.credential_id, [self.box.keyed_hash(code.replace("-", "")) for code in codes]
-            )
+        hashes = [self.box.keyed_hash(code.replace("-", "")) for code in codes]
+        self._spend(
+            row,
+            proof,
+            self.clock(),
+            lambda _: self.store.replace_recovery_codes(row.credential_id, hashes),
+        )
         self.emit("recovery_codes_generated", row.user_id, "success", count=len(codes))
         return codes
 
@@ -277,8 +245,7 @@ class TwoFactorService:
         :raises NotConnected: the user has no connected credential.
         """
         row = self._connected(user_id)
-        with self._spending(row, proof, self.clock()):
-            self.store.delete_user(row.user_id)
+        self._spend(row, proof, self.clock(), lambda _: self.store.delete_user(row.user_id))
         self.emit("disabled", row.user_id, "success")
 
     # -- proofs and limits ------------------------------------------------------------------
@@ -289,82 +256,59 @@ class TwoFactorService:
             raise NotConnected()
         return row
 
-    @contextmanager
-    def _spending(
+    def _spend(
         self,
         row: Any,
         proof: Proof,
         now: float,
-        *,
+        then: Callable[[str], T],
         connecting: bool = False,
         challenge_id: str | None = None,
-    ) -> Iterator[str]:
-        """A transaction that spends ``proof`` against the credential in ``row`` and yields
-        the method used (``"otp"`` or ``"recovery_code"``), then does the block's work and
-        commits both together.
+    ) -> tuple[T, str]:
+        """In one transaction: spend ``proof`` against the credential in ``row`` (with
+        ``user_id``, ``credential_id`` and ``encrypted_secret``), then do ``then(method)``; what
+        it returns, and the method used (``"otp"`` or ``"recovery_code"``).
 
-        ``row`` has ``user_id``, ``credential_id``, ``encrypted_secret``, ``failures`` and
-        ``blocked_until``. A wrong proof is rolled back, then counted against the user (and
-        the challenge, if given) in a transaction of its own, and :class:`InvalidCode` raised.
+        Whether the answer is looked at at all (back-off, lock-out) is decided by the same
+        statement that records it, under the credential's lock, so parallel answers of one
+        user are admitted one at a time, as one client answering in turn would be.
+
+        :raises InvalidCode: a wrong proof, counted against the user (and the challenge); the
+            count is committed.
+        :raises TooManyAttempts: the answer was not admitted; nothing was checked or changed.
         """
-        self._refuse_while_blocked(row, now)
-        try:
-            with self.store.transaction():
-                method = self._spend_proof(row, proof, now, connecting)
-                yield method
-        except _Rejected:
-            self._count_failure(row.user_id, row.credential_id, now, challenge_id)
+        wrong: WrongAnswer | None = None
+        with self.store.transaction():
+            method = self._spend_proof(row, proof, now, connecting)
+            if method is None:
+                wrong = count_failure(self.store, self.limits, row, now, challenge_id, self.emit)
+            else:
+                result = then(method)
+        if wrong is not None:
+            self.emit("challenge_failed", row.user_id, "failure", failures=wrong.failures)
+            if wrong.locked_out:
+                self.emit("locked_out", row.user_id, "failure", failures=wrong.failures)
+            raise wrong
+        return result, method  # type: ignore[return-value]
 
-    def _spend_proof(self, row: Any, proof: Proof, now: float, connecting: bool) -> str:
-        """:raises _Rejected: the proof does not match, or its time step was used."""
-        store = self.store
+    def _spend_proof(self, row: Any, proof: Proof, now: float, connecting: bool) -> str | None:
+        """The method of a proof that matched and was spent, or ``None``."""
+        store, horizon = self.store, self.limits.horizon(now)
         if proof.code is not None:
             step = totp.matching_step(self.box.decrypt(row.encrypted_secret), proof.code, now)
             if step is not None and store.spend_step(
-                row.credential_id, step, now, connecting=connecting
+                row.credential_id, step, now, horizon, connecting=connecting
             ):
                 return "otp"
-        elif proof.recovery_code is not None and store.spend_recovery_code(
-            row.credential_id, self.box.keyed_hashes(proof.recovery_code)
+        elif (
+            proof.recovery_code is not None
+            and store.admit(row.credential_id, now, horizon)
+            and store.spend_recovery_code(
+                row.credential_id, self.box.keyed_hashes(proof.recovery_code)
+            )
         ):
             return "recovery_code"
-        raise _Rejected()
-
-    def _refuse_while_blocked(self, row: Any, now: float) -> None:
-        """:raises TooManyAttempts: the user is backing off or locked out."""
-        if row.blocked_until is None or row.blocked_until <= utc(now):
-            return
-        retry_after = max(1, math.ceil((row.blocked_until - utc(now)).total_seconds()))
-        self.emit("challenge_failed", row.user_id, "blocked", retry_after=retry_after)
-        if row.failures >= self.limits.lockout_after:
-            raise LockedOut(retry_after)
-        raise TooManyAttempts(retry_after)
-
-    def _count_failure(
-        self, user_id: Any, credential_id: int, now: float, challenge_id: str | None
-    ) -> NoReturn:
-        """Count a wrong answer for the user and the challenge; burn the challenge at its
-        limit, back off or lock out the user. Always raises."""
-        store = self.store
-        remaining: int | None = None
-        with store.transaction():
-            failures = store.count_failure(credential_id)
-            if failures is None:  # reset or disabled meanwhile
-                raise ChallengeNotFound() if challenge_id else NotConnected()
-            delay = self.limits.delay(failures)
-            if delay:
-                store.block_until(credential_id, now + delay)
-            if challenge_id is not None:
-                attempts = store.count_attempt(challenge_id, now)
-                if attempts is None:
-                    raise ChallengeNotFound()
-                remaining = max(self.limits.max_attempts - attempts, 0)
-                if remaining == 0:  # burned
-                    store.spend_challenge(challenge_id, now)
-        self.emit("challenge_failed", user_id, "failure", failures=failures)
-        if failures == self.limits.lockout_after:
-            self.emit("locked_out", user_id, "failure", failures=failures)
-        raise InvalidCode(remaining_attempts=remaining, retry_after=delay or None)
+        return None
 
     def _emit_passed(self, user_id: Any, kind: str, method: str) -> None:
         self.emit("challenge_passed", user_id, "success", kind=kind, method=method)

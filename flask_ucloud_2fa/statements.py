@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Executable
+from sqlalchemy import and_
 from sqlalchemy import any_
 from sqlalchemy import bindparam
+from sqlalchemy import case
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
@@ -65,8 +67,18 @@ class Statements:
     delete_expired_challenges: Executable
     #: Insert a challenge; executed with a value for each column.
     insert_challenge: Executable
-    #: Count a wrong answer on the credential ``:credential_id``; returns the failures so far.
+    #: Count a wrong answer on the credential ``:credential_id`` if it is admitted (see
+    #: :func:`_admitted`), charging the lock-out budget ``:period`` seconds; returns the
+    #: failures so far and the new ``forgiven_at``, or nothing when it is not admitted.
     count_failure: Executable
+    #: Take the lock of the connected credential ``:credential_id`` if an answer is admitted
+    #: now (a recovery code is checked under it); matches no row otherwise.
+    admit: Executable
+    #: Clear the back-off of the credential ``:credential_id`` after a right answer.
+    clear_backoff: Executable
+    #: ``failures``, ``blocked_until`` and ``forgiven_at`` of the credential
+    #: ``:credential_id``: why an answer was not admitted.
+    limits_row: Executable
     #: Block answers of the credential ``:credential_id`` until ``:until``, unless it already
     #: is for longer.
     block_until: Executable
@@ -102,8 +114,6 @@ class Statements:
                 challenge.login_context,
                 challenge.browser_binding,
                 credential.encrypted_secret,
-                credential.failures,
-                credential.blocked_until,
             )
             .join_from(challenges, credentials, credential.id == challenge.credential_id)
             .where(challenge.id_hash == bindparam("id_hash")),
@@ -119,9 +129,29 @@ class Statements:
             delete_expired_challenges=_delete_expired(challenges, dialect),
             insert_challenge=insert(challenges),
             count_failure=update(credentials)
+            .where(credential.id == bindparam("credential_id"), _admitted(credential))
+            .values(
+                failures=credential.failures + 1,
+                forgiven_at=case(
+                    (credential.forgiven_at > bindparam("now_s"), credential.forgiven_at),
+                    else_=bindparam("now_s"),
+                )
+                + bindparam("period"),
+            )
+            .returning(credential.failures, credential.forgiven_at),
+            admit=update(credentials)
+            .where(
+                credential.id == bindparam("credential_id"),
+                credential.connected.is_(True),
+                _admitted(credential),
+            )
+            .values(failures=credential.failures),
+            clear_backoff=update(credentials)
             .where(credential.id == bindparam("credential_id"))
-            .values(failures=credential.failures + 1)
-            .returning(credential.failures),
+            .values(failures=0, blocked_until=None),
+            limits_row=select(
+                credential.failures, credential.blocked_until, credential.forgiven_at
+            ).where(credential.id == bindparam("credential_id")),
             block_until=update(credentials)
             .where(
                 credential.id == bindparam("credential_id"),
@@ -163,9 +193,22 @@ def _delete_expired(challenges: Any, dialect: str) -> Executable:
     return delete(challenges).where(challenge.id_hash.in_(batch))
 
 
+def _admitted(credential: Any) -> Any:
+    """Whether an answer of the credential is looked at now (``:now``, and ``:horizon`` in Unix
+    seconds): not during a back-off, and not while its lock-out budget is spent, that is while
+    more failures are unforgiven than ``UCLOUD_2FA_LOCKOUT_AFTER`` allows (the generic cell
+    rate algorithm: ``:horizon`` is now plus the budget's length). Part of the statement that
+    records the answer, under the row's lock, so parallel answers are admitted one at a time."""
+    return and_(
+        or_(credential.blocked_until.is_(None), credential.blocked_until <= bindparam("now")),
+        or_(credential.forgiven_at.is_(None), credential.forgiven_at <= bindparam("horizon")),
+    )
+
+
 def _spend_step(credentials: Any, *, connecting: bool) -> Executable:
     """``UPDATE`` the credential to have used ``:step``, only if that step is newer than its
-    last one (RFC 6238 5.2), which only one answer can do; its failures are cleared."""
+    last one (RFC 6238 5.2), which only one answer can do, and only if an answer is admitted
+    now; its back-off is cleared, its lock-out budget is not."""
     credential = credentials.c
     values: dict[str, Any] = {
         "last_used_step": bindparam("step"),
@@ -182,6 +225,7 @@ def _spend_step(credentials: Any, *, connecting: bool) -> Executable:
             or_(
                 credential.last_used_step.is_(None), credential.last_used_step < bindparam("step")
             ),
+            _admitted(credential),
         )
         .values(values)
     )
@@ -199,6 +243,7 @@ def _store_pending_secret(upsert: Any, credentials: Any) -> Executable:
         last_used_step=None,
         failures=0,
         blocked_until=None,
+        forgiven_at=None,
     )
     fresh = {
         "encrypted_secret": statement.excluded.encrypted_secret,
@@ -206,6 +251,7 @@ def _store_pending_secret(upsert: Any, credentials: Any) -> Executable:
         "last_used_step": None,
         "failures": 0,
         "blocked_until": None,
+        "forgiven_at": None,
     }
     upserted: Executable = statement.on_conflict_do_update(
         index_elements=[credential.user_id], set_=fresh, where=credential.connected.is_(False)

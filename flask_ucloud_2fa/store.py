@@ -110,17 +110,21 @@ class Store:
         ).one_or_none()
 
     def connected_credential(self, user_id: Any) -> Any:
-        """``user_id``, ``credential_id``, ``encrypted_secret``, ``failures`` and
-        ``blocked_until`` of the user's connected credential, or ``None``."""
+        """``user_id``, ``credential_id`` and ``encrypted_secret`` of the user's connected
+        credential, or ``None``."""
         credential = self.models.Credential
         return self.session.execute(
             select(
                 credential.user_id,
                 credential.id.label("credential_id"),
                 credential.encrypted_secret,
-                credential.failures,
-                credential.blocked_until,
             ).where(credential.user_id == user_id, credential.connected.is_(True))
+        ).one_or_none()
+
+    def limits_row(self, credential_id: int) -> Any:
+        """``failures``, ``blocked_until`` and ``forgiven_at`` of the credential, or ``None``."""
+        return self.session.execute(
+            self.statements.limits_row, {"credential_id": credential_id}
         ).one_or_none()
 
     def credential(self, user_id: Any) -> Any:
@@ -219,38 +223,59 @@ class Store:
             {"id_hash": hash_challenge_id(challenge_id), "now": utc(now)},
         )
 
-    def spend_step(self, credential_id: int, step: int, now: float, *, connecting: bool) -> bool:
+    def spend_step(
+        self, credential_id: int, step: int, now: float, horizon: int, *, connecting: bool
+    ) -> bool:
         """Mark ``step`` used on the credential (connecting it, for a setup) and clear its
-        failures, if the step is newer than its last; whether it was."""
+        back-off, if the step is newer than its last and an answer is admitted (``horizon``:
+        see :meth:`count_failure`); whether it was."""
         statements = self.statements
         return 1 == self._rowcount(
             statements.connect_step if connecting else statements.spend_step,
-            {"credential_id": credential_id, "step": step, "now": utc(now)},
+            {"credential_id": credential_id, "step": step, "now": utc(now), "horizon": horizon},
+        )
+
+    def admit(self, credential_id: int, now: float, horizon: int) -> bool:
+        """Lock the connected credential if an answer is admitted now; whether it is."""
+        return 1 == self._rowcount(
+            self.statements.admit,
+            {"credential_id": credential_id, "now": utc(now), "horizon": horizon},
         )
 
     def spend_recovery_code(self, credential_id: int, code_hashes: list[str]) -> bool:
         """Delete the credential's recovery code with one of ``code_hashes`` and clear the
-        credential's failures; whether a code matched."""
-        credential, recovery = self.models.Credential, self.models.RecoveryCode
-        # The credential row first, as everywhere, then the code.
-        self.session.execute(
-            update(credential)
-            .where(credential.id == credential_id, credential.connected.is_(True))
-            .values(failures=0, blocked_until=None)
-        )
-        return 1 == self._rowcount(
+        credential's back-off; whether a code matched. Call it after :meth:`admit`."""
+        recovery = self.models.RecoveryCode
+        spent = 1 == self._rowcount(
             delete(recovery).where(
                 recovery.credential_id == credential_id, recovery.code_hash.in_(code_hashes)
             )
         )
+        if spent:
+            self.session.execute(self.statements.clear_backoff, {"credential_id": credential_id})
+        return spent
 
-    def count_failure(self, credential_id: int) -> int | None:
-        """Count a wrong answer on the credential; the failures so far, or ``None`` when the
-        credential is gone."""
-        failures: int | None = self.session.execute(
-            self.statements.count_failure, {"credential_id": credential_id}
-        ).scalar_one_or_none()
-        return failures
+    def count_failure(
+        self, credential_id: int, now: float, horizon: int, period: int
+    ) -> tuple[int, int] | None:
+        """Count a wrong answer on the credential, if an answer is admitted now, and charge
+        its lock-out budget ``period`` seconds; the failures so far and when they are all
+        forgiven, or ``None`` when the answer is not admitted (or the credential is gone).
+
+        An answer is admitted outside a back-off and while ``forgiven_at`` is at most
+        ``horizon`` (now plus the budget's length, in Unix seconds).
+        """
+        row = self.session.execute(
+            self.statements.count_failure,
+            {
+                "credential_id": credential_id,
+                "now": utc(now),
+                "now_s": int(now),
+                "horizon": horizon,
+                "period": period,
+            },
+        ).one_or_none()
+        return None if row is None else (row.failures, row.forgiven_at)
 
     def block_until(self, credential_id: int, until: float) -> None:
         """Refuse the credential's answers until ``until``, unless it already is for longer."""

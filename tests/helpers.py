@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +23,7 @@ from typing import Any
 
 import pyotp
 import pytest
+import requests
 from click.testing import Result
 from flask import Flask
 from flask import jsonify
@@ -65,6 +68,19 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+    """Wait until a server process of the test answers at ``url`` (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the server process exited"
+        try:
+            requests.get(url, timeout=5)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up")
 
 
 # -- time and codes ----------------------------------------------------------------------------

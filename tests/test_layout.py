@@ -35,6 +35,7 @@ LAYERS = {
     "models": 1,
     "statements": 1,
     "store": 1,
+    "limits": 2,
     "service": 2,
     "admin": 2,
     "signals": 2,
@@ -52,6 +53,7 @@ WITHOUT_FLASK = {"errors", "totp", "qr", "crypto", "recovery", "proofs", "data",
     "statements",
     "store",
     "service",
+    "limits",
     "admin",
 }
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from flask_ucloud_2fa import LockedOut
 from flask_ucloud_2fa import TooManyAttempts
 from flask_ucloud_2fa.config import DEFAULTS
-from flask_ucloud_2fa.service import Limits
+from flask_ucloud_2fa.limits import Limits
 
 from helpers import ERROR_KEYS
 from helpers import TOKEN_KEYS
@@ -141,9 +141,8 @@ def test_default_limits(app: Flask) -> None:
         (12, 60),
         (50, 60),
         (99, 60),
-        (100, 3600),
-        (101, 3600),
-        (10_000, 3600),
+        (100, 60),
+        (10_000, 60),
     ],
 )
 def test_default_delay_table(failures: int, delay: int) -> None:
@@ -161,13 +160,22 @@ def test_default_delay_table(failures: int, delay: int) -> None:
         (5, 8),
         (6, 8),
         (9, 8),
-        (10, 600),
-        (11, 600),
+        (10, 8),
+        (11, 8),
     ],
 )
 def test_custom_delay_table(failures: int, delay: int) -> None:
+    """The back-off only: the lock-out is a budget of its own (below)."""
     limits = Limits(backoff_after=2, backoff_max=8, lockout_after=10, lockout_duration=600)
     assert limits.delay(failures) == delay
+
+
+def test_the_lockout_budget_admits_answers_while_fewer_than_lockout_after_are_unforgiven() -> None:
+    limits = Limits(lockout_after=10, lockout_duration=600)
+    # Ten failures at once are forgiven 6000 s later; one more is admitted once one of them is.
+    assert limits.horizon(1000) == 1000 + 9 * 600
+    assert 1000 + 10 * 600 > limits.horizon(1000)
+    assert 1000 + 10 * 600 <= limits.horizon(1600)
 
 
 # -- brute force against one challenge --------------------------------------------------------
@@ -342,38 +350,51 @@ def test_blocked_answer_body_is_ucloud_error_shape_with_retry_after(
 @pytest.mark.app_config(
     UCLOUD_2FA_LOCKOUT_AFTER=10, UCLOUD_2FA_BACKOFF_MAX=5, UCLOUD_2FA_LOCKOUT_DURATION=600
 )
-def test_lockout_after_consecutive_failures_ends_after_its_duration(
+def test_lockout_after_the_budget_of_failures_until_one_is_forgiven(
     app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
 ) -> None:
     user, secret = connected_user
+    start = int(clock.now)
     fail_and_wait(app, client, user, secret, clock, 9)
     assert limits_state(app, user.id) == (9, utc(clock))
 
     tenth = fail_once(app, client, user, secret, clock)
-    assert tenth.json["retryAfter"] == 600
-    assert limits_state(app, user.id) == (10, utc(clock, 600))
+    # Each failure is forgiven 600 s after the one before, from the first: the tenth spends the
+    # budget until the first is forgiven.
+    wait = 600 - (int(clock.now) - start)
+    assert tenth.json["retryAfter"] == wait
+    assert limits_state(app, user.id) == (10, utc(clock, 5))  # the back-off is shorter
 
     challenge_id = login_challenge(app, user.id)
     right = code_for(secret, clock)
     locked = answer(client, challenge_id, right)
-    assert_blocked(locked, "LOCKED_OUT", 600, right, secret)
+    assert_blocked(locked, "LOCKED_OUT", wait, right, secret)
     assert locked.json["why"] == LockedOut.why
     assert_blocked(
-        answer(client, challenge_id, wrong_code(secret, clock)), "LOCKED_OUT", 600, secret
+        answer(client, challenge_id, wrong_code(secret, clock)), "LOCKED_OUT", wait, secret
     )
-    assert limits_state(app, user.id) == (10, utc(clock, 600))
+    assert limits_state(app, user.id) == (10, utc(clock, 5))
     assert challenge_attempts(app, challenge_id) == 0
 
-    clock.advance(599)
+    clock.advance(wait - 1)
     fresh = login_challenge(app, user.id)
     assert_blocked(answer(client, fresh, code_for(secret, clock)), "LOCKED_OUT", 1)
-    assert limits_state(app, user.id) == (10, utc(clock, 1))
 
     clock.advance(1)
     response = answer(client, fresh, code_for(secret, clock))
     assert response.status_code == 200, response.json
     assert set(response.json) == TOKEN_KEYS
     assert limits_state(app, user.id) == (0, None)
+
+    # The right answer cleared the back-off but forgave nothing: the next wrong answer spends
+    # the budget again, for a whole LOCKOUT_DURATION.
+    again = fail_once(app, client, user, secret, clock)
+    assert again.json["retryAfter"] == 600
+    assert_blocked(
+        answer(client, login_challenge(app, user.id), code_for(secret, clock, 1)),
+        "LOCKED_OUT",
+        600,
+    )
 
 
 @pytest.mark.app_config(
@@ -383,10 +404,12 @@ def test_admin_reset_clears_a_lockout(
     app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
 ) -> None:
     user, secret = connected_user
+    start = int(clock.now)
     fail_and_wait(app, client, user, secret, clock, 9)
-    assert fail_once(app, client, user, secret, clock).json["retryAfter"] == 600
+    wait = 600 - (int(clock.now) - start)
+    assert fail_once(app, client, user, secret, clock).json["retryAfter"] == wait
     pending = login_challenge(app, user.id)
-    assert_blocked(answer(client, pending, code_for(secret, clock)), "LOCKED_OUT", 600)
+    assert_blocked(answer(client, pending, code_for(secret, clock)), "LOCKED_OUT", wait)
 
     result = cli(app, "reset", str(user.id), "--yes")
 

@@ -26,22 +26,11 @@ from werkzeug.security import generate_password_hash
 from helpers import FAST_HASH
 from helpers import failures_of
 from helpers import free_port
+from helpers import wait_until_serving
 from integrator import integrator_of
 
 REPO = Path(__file__).resolve().parent.parent
 MakeApp = Callable[..., Flask]
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the server process exited"
-        try:
-            requests.get(url, timeout=5)
-            return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
 
 
 @pytest.fixture
@@ -86,7 +75,7 @@ def servers(postgresql_url: str, local_app: Flask, tmp_path: Path) -> Iterator[l
             processes.append(process)
             urls.append(f"http://127.0.0.1:{port}")
         for url, process in zip(urls, processes, strict=True):
-            _wait_until_serving(url, process)
+            wait_until_serving(url, process)
         yield urls
     finally:
         for process in processes:

@@ -312,7 +312,8 @@ def test_login_with_a_recovery_code_gives_tokens(
     assert set(response.json) == TOKEN_KEYS
     who = me(client, response.json["accessToken"])
     assert who.json["username"] == user.username
-    assert who.json["amr"] == ["pwd", "otp"]
+    # "otp": the second factor was passed; "rc": with a recovery code, not the app.
+    assert who.json["amr"] == ["pwd", "otp", "rc"]
     assert len(stored_hashes(app, user.id)) == 9
     assert challenge_count(app, user.id) == 0
 
@@ -521,6 +522,6 @@ def test_one_recovery_code_on_parallel_login_challenges_logs_in_once(
         assert count(pg_app, token_model) == tokens_before + 1
         assert count(pg_app, recovery) == 10 - (round_ + 1)
         who = me(client, winner.body["accessToken"])
-        assert who.json["amr"] == ["pwd", "otp"]
+        assert who.json["amr"] == ["pwd", "otp", "rc"]
         assert who.json["username"] == racer.username
         clock.advance(61)  # past any back-off the losers caused

@@ -76,7 +76,7 @@ def log_in(client: FlaskClient, user_id: int, amr: list[str], auth_time: int) ->
     with client.session_transaction() as session:
         session["_user_id"] = str(user_id)
         session["_fresh"] = True
-        session[LOGIN_KEY] = {"amr": amr, "auth_time": auth_time}
+        session[LOGIN_KEY] = {"amr": amr, "auth_time": auth_time, "generation": 0}
 
 
 def redirect_params(response: Any) -> dict[str, str]:

@@ -202,19 +202,34 @@ def set_up(
 
 
 @pytest.fixture
-def connected(
+def connected_in_a_password_session(
     client: FlaskClient,
     logged_in: TestUser,
     clock: FakeClock,
     set_up: Callable[[], tuple[str, str]],
 ) -> str:
-    """``logged_in`` with 2FA connected through the pages; the secret. The clock then moves a
-    step on, so the confirming code is spent."""
+    """``logged_in`` with 2FA connected through the pages, still in the session of the
+    password login; the secret. The clock then moves a step on, so the confirming code is
+    spent."""
     secret, challenge_id = set_up()
     response = settings_post(
         client, "/settings/2fa/confirm", challengeId=challenge_id, code=code_for(secret, clock)
     )
     assert response.status_code == 302
+    clock.advance(30)
+    return secret
+
+
+@pytest.fixture
+def connected(
+    client: FlaskClient, logged_in: TestUser, clock: FakeClock, connected_in_a_password_session: str
+) -> str:
+    """``connected_in_a_password_session``, then logged in again with the password and a code:
+    a session whose login used the second factor. The clock moves a step on again."""
+    secret = connected_in_a_password_session
+    location = post_login(client, logged_in).location
+    assert answer_challenge(client, location, code_for(secret, clock)).status_code == 302
+    assert session_of(client)["login"]["amr"] == ["pwd", "otp"]
     clock.advance(30)
     return secret
 
@@ -268,7 +283,7 @@ def test_login_without_2fa_makes_a_session_and_goes_to_settings(
     assert response.location == "/settings"
     assert user_id_of(client) == user.id
     session = session_of(client)
-    assert session["login"] == {"amr": ["pwd"], "auth_time": int(clock.now)}
+    assert session["login"] == {"amr": ["pwd"], "auth_time": int(clock.now), "generation": 0}
     assert "csrf_token" not in session  # a login makes a new session, and a new token
 
 
@@ -316,7 +331,11 @@ def test_right_code_on_the_challenge_page_logs_in_and_goes_next(
     assert response.status_code == 302
     assert response.location == "/oauth/authorize?client_id=demo"
     assert user_id_of(client) == user.id
-    assert session_of(client)["login"] == {"amr": ["pwd", "otp"], "auth_time": int(clock.now)}
+    assert session_of(client)["login"] == {
+        "amr": ["pwd", "otp"],
+        "auth_time": int(clock.now),
+        "generation": 0,
+    }
     assert page(client.get("/settings")).text("status") == "connected"
 
 
