@@ -84,9 +84,8 @@ def answer_challenge_form() -> Response:
     binding = request.cookies.get(BINDING_COOKIE)
     if binding is None or not is_challenge_id(challenge_id):  # no login began here, or ended
         return _page("", None, "expired", 404)
-    if not hmac.compare_digest(
-        request.form.get("csrfToken", ""), csrf_token(binding, challenge_id)
-    ):
+    sent = request.form.get("csrfToken", "").encode("utf-8", "surrogatepass")
+    if not hmac.compare_digest(sent, csrf_token(binding, challenge_id).encode("ascii")):
         return _page(challenge_id, None, "expired", 403)
     typed = request.form.get("recoveryCode", "").strip() or request.form.get(
         "verificationCode", ""

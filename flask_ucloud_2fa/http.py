@@ -212,16 +212,33 @@ def json_object() -> dict[str, Any]:
 
     :raises InvalidRequest: the body is not a JSON object.
     """
-    body = request.get_json(force=True, silent=True)
+    try:
+        body = request.get_json(force=True, silent=True)
+    except RecursionError:  # nested deeper than the JSON parser goes
+        body = None
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object.")
     return body
 
 
+#: The largest body the extension's routes read: their bodies are a few hundred bytes.
+MAX_BODY_BYTES = 16 * 1024
+
+
+@blueprint.before_request
+def _bounded_body() -> None:
+    # Werkzeug answers a larger body with 413 before reading it (as the app's own
+    # MAX_CONTENT_LENGTH would, which an app may leave unset).
+    request.max_content_length = MAX_BODY_BYTES
+
+
 @blueprint.after_request
-def _no_store(response: Response) -> Response:
-    # Secrets, QR codes and tokens must not sit in caches.
+def _security_headers(response: Response) -> Response:
+    # Secrets, QR codes and tokens must not sit in caches; the challenge page is not framed
+    # (clickjacking), unless the app set a policy of its own.
     response.headers["Cache-Control"] = "no-store"
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
     return response
 
 

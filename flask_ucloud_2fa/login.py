@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from flask import current_app
 from flask import jsonify
 from flask.typing import ResponseReturnValue
 
@@ -33,7 +34,14 @@ def login_step(
     binding = new_binding() if wants_html() else None
     challenge_id = service.begin_login(user_id, methods, state, binding)
     if challenge_id is None:
-        return service.finish_login(user_id, methods, state, login_completed)
-    if binding is None:
-        return jsonify({"2fa": challenge_id})
-    return redirect_to_challenge(challenge_id, binding, settings)
+        result = service.finish_login(user_id, methods, state, login_completed)
+        response = current_app.make_response(result)
+    elif binding is None:
+        response = jsonify({"2fa": challenge_id})
+    else:
+        response = current_app.make_response(
+            redirect_to_challenge(challenge_id, binding, settings)
+        )
+    # A completed login carries tokens; a challenge id is half a login.
+    response.headers["Cache-Control"] = "no-store"
+    return response
