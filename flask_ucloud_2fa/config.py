@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "UCLOUD_2FA_RECOVERY_CODES": 10,
     "UCLOUD_2FA_ENCRYPTION_KEYS": None,
     "UCLOUD_2FA_LOGIN_URL": "/",
+    "UCLOUD_2FA_MANAGEMENT_SCOPE": None,
 }
 
 #: The keys that hold a positive whole number.
@@ -54,6 +55,7 @@ class Settings:
     limits: Limits
     recovery_code_count: int
     login_url: str
+    management_scope: str | None
     box: SecretBox = field(repr=False)
 
     @classmethod
@@ -81,6 +83,7 @@ class Settings:
             ),
             recovery_code_count=numbers["RECOVERY_CODES"],
             login_url=config["UCLOUD_2FA_LOGIN_URL"],
+            management_scope=_scope(config["UCLOUD_2FA_MANAGEMENT_SCOPE"]),
             box=SecretBox(_encryption_keys(app)),
         )
 
@@ -94,6 +97,18 @@ def _positive_int(config: Any, key: str) -> int:
     if number <= 0:
         raise ValueError(f"{key} must be positive, not {number}.")
     return number
+
+
+def _scope(value: Any) -> str | None:
+    """:raises ValueError: not one OAuth scope token."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value.split()) != 1 or value != value.strip():
+        raise ValueError(
+            "UCLOUD_2FA_MANAGEMENT_SCOPE must be one OAuth scope, like 'ucloud-2fa',"
+            f" not {value!r}."
+        )
+    return value
 
 
 def _encryption_keys(app: Flask) -> list[bytes]:

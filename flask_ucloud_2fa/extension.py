@@ -39,6 +39,7 @@ from .models import connected_property
 from .models import models_of
 from .proofs import Proof
 from .service import TwoFactorService
+from .stepup import attribute_loader
 from .stepup import check_current_token
 from .store import Store
 
@@ -47,19 +48,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The attribute :meth:`TwoFactor.load_with_token` adds to the integrator's token model.
 CONNECTED_ATTRIBUTE = "ucloud_2fa_connected"
 _MISSING = object()
-
-
-def _attribute_loader(name: str, hook: str) -> Callable[[Any], Any]:
-    def load(token: Any) -> Any:
-        try:
-            return getattr(token, name)
-        except AttributeError:
-            raise RuntimeError(
-                f"The bearer token has no {name!r} attribute. Register a function that returns"
-                f" it from a validated token with '@two_factor.{hook}'."
-            ) from None
-
-    return load
 
 
 class TwoFactor:
@@ -100,8 +88,8 @@ class TwoFactor:
         #: The models of the extension's rows: ``Credential``, ``Challenge``, ``RecoveryCode``.
         self.models: TwoFactorModels = models_of(db, user_table, models)
         self._login_completed: Callable[[LoginCompleted], ResponseReturnValue] | None = None
-        self._user_id_loader = _attribute_loader("user_id", "user_id_loader")
-        self._methods_loader = _attribute_loader("amr", "token_methods_loader")
+        self._user_id_loader = attribute_loader("user_id", "user_id_loader")
+        self._methods_loader = attribute_loader("amr", "token_methods_loader")
         self._account_name_loader: Callable[[Any], str] | None = None
         if app is not None:
             self.init_app(app)
@@ -239,7 +227,7 @@ class TwoFactor:
             challenge_id,
             proof,
             kind=None,
-            setup_user=lambda: self.token_user_id(self.request_token()),
+            setup_user=lambda: self.token_user_id(self.request_token(manage=True)),
             login_completed=self._run_login_completed,
         )
 
@@ -346,12 +334,18 @@ class TwoFactor:
 
     # -- bearer tokens, for the JSON routes ---------------------------------------------------
 
-    def request_token(self) -> Any:
+    def request_token(self, *, manage: bool = False) -> Any:
         """The request's bearer token, validated by the resource protector.
 
-        :raises TokenRefused: no token, or one the protector refused.
+        :param manage: the token is to manage the second factor (setup, disabling, recovery
+            codes): it must also carry ``UCLOUD_2FA_MANAGEMENT_SCOPE``, when one is set.
+        :raises TokenRefused: no token, or one the protector refused (403
+            ``INSUFFICIENT_SCOPE`` without the scopes).
         """
-        return acquire_token(self._resource_protector, self._scopes)
+        scopes, scope = self._scopes, app_state().settings.management_scope
+        if manage and scope:  # every alternative the protector accepts, with the scope
+            scopes = [f"{alternative} {scope}" for alternative in scopes] if scopes else [scope]
+        return acquire_token(self._resource_protector, scopes)
 
     def token_user_id(self, token: Any) -> Any:
         """The user id of a validated token (the ``user_id_loader`` hook)."""

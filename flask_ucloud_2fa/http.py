@@ -159,7 +159,7 @@ def status() -> ResponseReturnValue:
 def create_credentials() -> ResponseReturnValue:
     """``POST /auth/2fa``: a new pending secret, its QR code and the challenge confirming it."""
     two_factor = _two_factor()
-    token = two_factor.request_token()
+    token = two_factor.request_token(manage=True)
     created = two_factor.start_setup(
         two_factor.token_user_id(token), two_factor.token_account_name(token)
     )
@@ -192,7 +192,7 @@ def regenerate_recovery_codes() -> ResponseReturnValue:
     """``POST /auth/2fa/recovery-codes``: new recovery codes, shown once, for a second-factor
     proof (``verificationCode`` or ``recoveryCode``); the earlier codes stop working."""
     two_factor = _two_factor()
-    user_id = two_factor.token_user_id(two_factor.request_token())
+    user_id = two_factor.token_user_id(_proven_token(two_factor))
     codes = two_factor.regenerate_recovery_codes(user_id, proof_from_json(json_object()))
     return jsonify({"recoveryCodes": codes})
 
@@ -201,9 +201,22 @@ def regenerate_recovery_codes() -> ResponseReturnValue:
 def disable() -> ResponseReturnValue:
     """``POST /auth/2fa/disable``: remove the user's 2FA, for a second-factor proof."""
     two_factor = _two_factor()
-    user_id = two_factor.token_user_id(two_factor.request_token())
+    user_id = two_factor.token_user_id(_proven_token(two_factor))
     two_factor.disable(user_id, proof_from_json(json_object()))
     return jsonify({})
+
+
+def _proven_token(two_factor: TwoFactor) -> Any:
+    """The request's token, meant for managing the second factor and, for a user with 2FA,
+    from a login that used it: who can turn it off or see new recovery codes must have passed
+    it, not just the password. Checked before the proof, so a refusal counts no failure.
+
+    :raises TokenRefused: no token, or not one for managing the second factor.
+    :raises InsufficientUserAuthentication: a login without the second factor the user has.
+    """
+    token = two_factor.request_token(manage=True)
+    two_factor.check_second_factor(token)
+    return token
 
 
 def json_object() -> dict[str, Any]:

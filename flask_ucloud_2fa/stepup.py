@@ -18,6 +18,22 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def attribute_loader(name: str, hook: str) -> Callable[[Any], Any]:
+    """A hook's default: the attribute ``name`` of a validated token, or an error that names
+    the hook that replaces it."""
+
+    def load(token: Any) -> Any:
+        try:
+            return getattr(token, name)
+        except AttributeError:
+            raise RuntimeError(
+                f"The bearer token has no {name!r} attribute. Register a function that returns"
+                f" it from a validated token with '@two_factor.{hook}'."
+            ) from None
+
+    return load
+
+
 def check_current_token(two_factor: TwoFactor) -> None:
     """Check the token the resource protector validated for this request.
 

@@ -30,6 +30,7 @@ from helpers import FakeClock
 from helpers import TestUser
 from helpers import add_user
 from helpers import connect
+from helpers import connect_and_step_up
 from helpers import require_service
 from integrator import Integrator
 from integrator import create_app
@@ -177,8 +178,18 @@ def user(make_user: Callable[[str], TestUser]) -> TestUser:
 
 @pytest.fixture
 def connected_user(client: FlaskClient, user: TestUser, clock: FakeClock) -> tuple[TestUser, str]:
-    """``user`` with 2FA connected; returns the user and the TOTP secret.
+    """``user`` with 2FA connected, and a token from a login that used it (as disabling and
+    new recovery codes need); returns the user and the TOTP secret.
 
-    The clock then moves one step on, so the code that confirmed the setup is not reusable.
+    The clock has moved on past every code used, so none is reusable.
     """
+    return user, connect_and_step_up(client, user, clock)
+
+
+@pytest.fixture
+def password_token_user(
+    client: FlaskClient, user: TestUser, clock: FakeClock
+) -> tuple[TestUser, str]:
+    """``user`` with 2FA connected who still holds the token of their password login from
+    before: a token whose login did not use the second factor. The user and the secret."""
     return user, connect(client, user.headers, clock)

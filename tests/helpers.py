@@ -260,10 +260,27 @@ def new_codes(
     return codes
 
 
-def arm(client: FlaskClient, user: TestUser, clock: FakeClock) -> tuple[str, list[str]]:
-    """Connect 2FA for ``user``, make recovery codes and begin a login: a row in each of the
-    extension's tables. The secret and the codes."""
+def step_up(client: FlaskClient, user: TestUser, secret: str, clock: FakeClock) -> None:
+    """Log ``user`` (with 2FA connected) in again with the password and a code: their token is
+    then one whose login used the second factor, as disabling and new recovery codes need.
+    Moves the clock a step on, so the code is spent."""
+    answered = answer(client, begin_login(client, user), code_for(secret, clock))
+    assert answered.status_code == 200, answered.json
+    user.token = answered.json["accessToken"]
+    clock.advance(30)
+
+
+def connect_and_step_up(client: FlaskClient, user: TestUser, clock: FakeClock) -> str:
+    """:func:`connect` 2FA for ``user``, then :func:`step_up`; the secret."""
     secret = connect(client, user.headers, clock)
+    step_up(client, user, secret, clock)
+    return secret
+
+
+def arm(client: FlaskClient, user: TestUser, clock: FakeClock) -> tuple[str, list[str]]:
+    """Connect 2FA for ``user`` (stepped up), make recovery codes and begin a login: a row in
+    each of the extension's tables. The secret and the codes."""
+    secret = connect_and_step_up(client, user, clock)
     codes = new_codes(client, user.headers, secret, clock)
     begin_login(client, user)
     return secret, codes

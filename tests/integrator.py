@@ -134,7 +134,8 @@ def create_app(
             token_type="Bearer",  # nosec B106 - a token type, not a password
             access_token=secrets.token_urlsafe(32),
             refresh_token=secrets.token_urlsafe(48),
-            scope="",
+            # The app's own (first-party) login: its tokens may manage the second factor.
+            scope=app.config.get("UCLOUD_2FA_MANAGEMENT_SCOPE") or "",
             issued_at=int(time.time()),
             expires_in=ACCESS_TOKEN_LIFETIME,
             amr=" ".join(login.methods),

@@ -26,7 +26,7 @@ from helpers import begin_login
 from helpers import canonical
 from helpers import challenge_count
 from helpers import code_for
-from helpers import connect
+from helpers import connect_and_step_up
 from helpers import count
 from helpers import db_of
 from helpers import failures_of
@@ -34,6 +34,7 @@ from helpers import me
 from helpers import new_codes
 from helpers import race
 from helpers import secret_box
+from helpers import step_up
 from helpers import stored_hashes
 from helpers import two_factor_of
 from helpers import wrong_code
@@ -226,6 +227,8 @@ def test_another_users_recovery_code_is_no_proof(
     setup = client.post("/auth/2fa", headers=bob.headers).json
     confirmed = answer(client, setup["challengeId"], code_for(setup["secret"], clock), bob.headers)
     assert confirmed.status_code == 200
+    clock.advance(30)
+    step_up(client, bob, setup["secret"], clock)
 
     response = regenerate(client, bob, recoveryCode=alice_codes[0])
 
@@ -381,6 +384,8 @@ def test_recovery_code_on_a_setup_challenge_is_400(
     assert len(stored_hashes(app, alice.id)) == 10
     confirmed = answer(client, setup["challengeId"], code_for(setup["secret"], clock), bob.headers)
     assert confirmed.status_code == 200
+    clock.advance(30)
+    step_up(client, bob, setup["secret"], clock)
 
 
 def test_user_without_recovery_codes_cannot_use_one(
@@ -495,7 +500,7 @@ def test_one_recovery_code_on_parallel_login_challenges_logs_in_once(
 ) -> None:
     racer = add_user(pg_app)
     client = pg_app.test_client()
-    secret = connect(client, racer.headers, clock)
+    secret = connect_and_step_up(client, racer, clock)
     codes = new_codes(client, racer.headers, secret, clock)
     recovery = two_factor_of(pg_app).models.RecoveryCode
     token_model = integrator_of(pg_app).Token

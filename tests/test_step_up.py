@@ -101,9 +101,9 @@ def test_pending_setup_does_not_require_the_second_factor(
 
 
 def test_password_token_issued_before_2fa_was_connected_is_refused(
-    client: FlaskClient, connected_user: tuple[TestUser, str]
+    client: FlaskClient, password_token_user: tuple[TestUser, str]
 ) -> None:
-    user, _ = connected_user
+    user, _ = password_token_user
 
     assert_insufficient(security(client, user.headers))
     # Resources that do not ask for the second factor still accept the token.
@@ -113,9 +113,9 @@ def test_password_token_issued_before_2fa_was_connected_is_refused(
 
 
 def test_token_from_a_login_through_the_challenge_passes(
-    client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+    client: FlaskClient, password_token_user: tuple[TestUser, str], clock: FakeClock
 ) -> None:
-    user, secret = connected_user
+    user, secret = password_token_user
 
     tokens = login_with_second_factor(client, user, {"verificationCode": code_for(secret, clock)})
 
@@ -143,14 +143,16 @@ def test_token_from_a_recovery_code_login_passes(
 
 
 def test_password_token_passes_again_once_2fa_is_disabled(
-    client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+    client: FlaskClient, password_token_user: tuple[TestUser, str], clock: FakeClock
 ) -> None:
-    user, secret = connected_user
+    user, secret = password_token_user
     assert_insufficient(security(client, user.headers))
+    tokens = login_with_second_factor(client, user, {"verificationCode": code_for(secret, clock)})
+    clock.advance(30)
 
     disabled = client.post(
         "/auth/2fa/disable",
-        headers=user.headers,
+        headers=bearer(tokens["accessToken"]),
         json={"verificationCode": code_for(secret, clock)},
     )
     assert disabled.status_code == 200, disabled.json
