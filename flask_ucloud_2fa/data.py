@@ -33,7 +33,8 @@ class LoginCompleted:
     :param user_id: the id the login view passed to the login step, in the type the extension
         stores it in: text by default, the user table's key type with ``user_table``.
     :param methods: the authentication methods used, as OpenID Connect ``amr`` values:
-        ``["pwd"]`` without 2FA, ``["pwd", "otp"]`` after a TOTP or recovery code.
+        ``["pwd"]`` without 2FA, ``["pwd", "otp"]`` after a TOTP code, ``["pwd", "otp", "rc"]``
+        after a recovery code (``rc`` is this project's value).
     :param auth_time: when the last factor succeeded, in Unix seconds.
     :param state: the JSON-serialisable ``state`` the login view passed to the login step.
     """
