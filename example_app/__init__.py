@@ -1,7 +1,10 @@
 """An Authlib auth server with Flask-UCloud-2FA: the integration to copy from.
 
-Run it with ``flask --app example_app run`` after ``flask --app example_app create-user NAME``.
-The 2FA wiring is :mod:`example_app.ucloud_2fa`; the browser session, :mod:`example_app.session`.
+Run it with ``flask --app example_app run`` after ``flask --app example_app create-user NAME``;
+``... set-password NAME`` changes a password and ends that user's logins.
+The 2FA wiring is :mod:`example_app.ucloud_2fa`; the browser session, :mod:`example_app.session`;
+the tokens, :mod:`example_app.tokens`; ending logins, :mod:`example_app.revocation`; hostile
+input, :mod:`example_app.input_checks`.
 """
 
 from __future__ import annotations
@@ -11,24 +14,28 @@ import secrets
 import sqlite3
 from typing import Any
 
-from authlib.integrations.sqla_oauth2 import create_bearer_token_validator
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask import current_app
 from sqlalchemy import event
+from sqlalchemy.engine import URL
 
 from .auth import auth
 from .cli import create_user
 from .cli import delete_user
+from .cli import set_password
 from .extensions import db
 from .extensions import require_oauth
+from .input_checks import init_input_checks
 from .instance import instance_key
-from .models import Token
+from .models import FIRST_PARTY_SCOPE
 from .oauth import init_oauth
 from .oauth import oauth
 from .oauth import register_demo_client
 from .pages import pages
+from .revocation import connect_signals
 from .session import login_manager
+from .tokens import HashedBearerTokenValidator
 from .ucloud_2fa import two_factor
 
 __all__ = ["create_app", "db", "init_database", "require_oauth", "two_factor"]
@@ -52,7 +59,12 @@ def create_app(
         UCLOUD_2FA_ISSUER="Example Auth Server",
         UCLOUD_2FA_LOGIN_URL="/login",
         SESSION_COOKIE_SAMESITE="Lax",
-        ACCESS_TOKEN_LIFETIME=3600,
+        ACCESS_TOKEN_LIFETIME=3600,  # seconds
+        REFRESH_TOKEN_LIFETIME=30 * 24 * 3600,  # seconds from each refresh token's issue
+        # Only the app's own login tokens manage the second factor (see .ucloud_2fa).
+        UCLOUD_2FA_MANAGEMENT_SCOPE=FIRST_PARTY_SCOPE,
+        # No body of this app comes near it; bigger ones are a 413, not read.
+        MAX_CONTENT_LENGTH=64 * 1024,
     )
     if not os.environ.get("FLASK_SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_key(app, "secret_key", secrets.token_urlsafe)
@@ -68,16 +80,20 @@ def create_app(
     db.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":  # before anything connects
+            _create_private_file(db.engine.url)
             event.listen(db.engine, "connect", _tune_sqlite)
-    require_oauth.register_token_validator(create_bearer_token_validator(db.session, Token)())
+    require_oauth.register_token_validator(HashedBearerTokenValidator())
     login_manager.init_app(app)
     two_factor.init_app(app)
+    connect_signals(app)
     init_oauth(app)
+    init_input_checks(app)
     app.register_blueprint(auth)
     app.register_blueprint(pages)
     app.register_blueprint(oauth)
     app.cli.add_command(create_user)
     app.cli.add_command(delete_user)
+    app.cli.add_command(set_password)
 
     with app.app_context():
         init_database()
@@ -89,6 +105,18 @@ def init_database() -> None:
     client; in an app context."""
     db.create_all()
     register_demo_client(current_app.config["OAUTH_DEMO_REDIRECT_URIS"])
+
+
+def _create_private_file(url: URL) -> None:
+    """Create the SQLite file readable by its owner only (0600), like the keys beside it: it
+    holds password hashes and 2FA secrets. SQLite gives its ``-wal`` and ``-shm`` files the
+    same mode. A file from before is made private too."""
+    path = url.database
+    if not path or path == ":memory:" or url.query.get("uri"):
+        return
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    if os.stat(path).st_mode & 0o077:
+        os.chmod(path, 0o600)
 
 
 def _tune_sqlite(connection: sqlite3.Connection, _record: object) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from authlib.integrations.flask_oauth2 import current_token
 from flask import Blueprint
+from flask import Response
 from flask import jsonify
 from flask import request
 from flask.typing import ResponseReturnValue
@@ -19,6 +20,13 @@ from .models import User
 from .ucloud_2fa import two_factor
 
 auth = Blueprint("auth", __name__)
+
+
+@auth.after_request
+def _no_store(response: Response) -> Response:
+    # Tokens, challenge ids and who the user is must not sit in caches.
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 class InvalidCredentials(TwoFactorError):

@@ -1,4 +1,5 @@
-"""``flask --app example_app create-user NAME`` and ``... delete-user NAME``."""
+"""``flask --app example_app create-user NAME``, ``... set-password NAME`` and
+``... delete-user NAME``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from flask.cli import with_appcontext
 
 from .extensions import db
 from .models import User
+from .revocation import end_logins
 
 
 @click.command("create-user")
@@ -22,6 +24,21 @@ def create_user(username: str, password: str) -> None:
     db.session.add(user)
     db.session.commit()
     click.echo(f"Created user {username!r}.")
+
+
+@click.command("set-password")
+@click.argument("username")
+@click.password_option(help="The new password; asked for (twice) when left out.")
+@with_appcontext
+def set_password(username: str, password: str) -> None:
+    """Change USERNAME's password, and end every login made with the old one: their tokens
+    are revoked and their browser sessions end."""
+    user = User.by_username(username)
+    if user is None:
+        raise click.ClickException(f"There is no user {username!r}.")
+    user.set_password(password)
+    end_logins(user.id)  # commits the new password with the revocation
+    click.echo(f"Changed the password of {username!r}; their logins have ended.")
 
 
 @click.command("delete-user")

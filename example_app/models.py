@@ -1,10 +1,15 @@
-"""Users with hashed passwords and the bearer tokens Authlib checks."""
+"""The app's rows: users with hashed passwords, the bearer tokens Authlib checks (stored only
+as hashes, see :mod:`.tokens`), and the OAuth clients and authorization codes."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
+from typing import NamedTuple
 
+from authlib.integrations.sqla_oauth2 import OAuth2AuthorizationCodeMixin
+from authlib.integrations.sqla_oauth2 import OAuth2ClientMixin
 from authlib.integrations.sqla_oauth2 import OAuth2TokenMixin
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey
@@ -20,11 +25,31 @@ from .extensions import db
 # Checked against when the user does not exist, so both failures take the same time.
 _UNKNOWN_USER_HASH = generate_password_hash(secrets.token_urlsafe())
 
+#: The scope of the app's own (first-party) tokens, from its JSON login: the only tokens that
+#: may manage the second factor (``UCLOUD_2FA_MANAGEMENT_SCOPE``). OAuth clients never get it.
+FIRST_PARTY_SCOPE = "ucloud-2fa"
+#: The client id of the app's own tokens; not a registered OAuth client.
+FIRST_PARTY_CLIENT_ID = "example-app"
+#: Seconds an authorization code can be exchanged; RFC 6749 recommends at most ten minutes.
+CODE_LIFETIME = 300
+
+
+def hash_token(token: str) -> str:
+    """What the database keeps of a bearer or refresh token: its SHA-256, in hex.
+
+    The tokens are 256 bits or more from a CSPRNG, so a fast unsalted hash is enough: nobody
+    can guess a token from its hash, and the lookup stays one indexed equality.
+    """
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
 
 class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    #: Bumped to end every browser session of the user: a session records the generation it
+    #: was made in, and one from an earlier generation is refused (see :mod:`.session`).
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -50,8 +75,20 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         return user if user.check_password(password) else None
 
 
+class NewTokens(NamedTuple):
+    """A token row and the plaintexts it was made from, which only the response carries."""
+
+    row: Token
+    access_token: str
+    refresh_token: str
+
+
 class Token(db.Model, OAuth2TokenMixin):  # type: ignore[name-defined,misc]
-    """A bearer token; ``amr`` and ``auth_time`` record how its login was made."""
+    """A bearer token; ``amr`` and ``auth_time`` record how its login was made.
+
+    ``access_token`` and ``refresh_token`` hold the :func:`hash_token` of the tokens, never the
+    tokens: a copy of the database gives nobody a token that works.
+    """
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
@@ -60,18 +97,47 @@ class Token(db.Model, OAuth2TokenMixin):  # type: ignore[name-defined,misc]
     auth_time: Mapped[int] = mapped_column(default=0)
 
     @classmethod
-    def for_login(cls, user_id: int, methods: list[str], auth_time: int, lifetime: int) -> Token:
-        """A new access and refresh token of the app itself for a login made with
-        ``methods`` at ``auth_time``."""
-        return cls(
+    def for_login(
+        cls, user_id: int, methods: list[str], auth_time: int, lifetime: int
+    ) -> NewTokens:
+        """A new access and refresh token of the app itself (scope :data:`FIRST_PARTY_SCOPE`)
+        for a login made with ``methods`` at ``auth_time``."""
+        access_token, refresh_token = secrets.token_urlsafe(32), secrets.token_urlsafe(48)
+        row = cls(
             user_id=user_id,
-            client_id="example-app",
+            client_id=FIRST_PARTY_CLIENT_ID,
             token_type="Bearer",  # nosec B106 - a token type, not a password
-            access_token=secrets.token_urlsafe(32),
-            refresh_token=secrets.token_urlsafe(48),
-            scope="",
+            access_token=hash_token(access_token),
+            refresh_token=hash_token(refresh_token),
+            scope=FIRST_PARTY_SCOPE,
             issued_at=int(time.time()),
             expires_in=lifetime,
             amr=" ".join(methods),
             auth_time=auth_time,
         )
+        return NewTokens(row, access_token, refresh_token)
+
+
+class OAuth2Client(db.Model, OAuth2ClientMixin):  # type: ignore[name-defined,misc]
+    __tablename__ = "oauth2_client"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Unique, unlike the mixin's: workers that register the demo client at the same moment
+    # must not make two of it.
+    client_id: Mapped[str] = mapped_column(String(48), unique=True)
+
+
+class OAuth2AuthorizationCode(db.Model, OAuth2AuthorizationCodeMixin):  # type: ignore[name-defined,misc]
+    """A code waiting to be exchanged; ``amr`` and ``auth_time`` are those of the browser
+    login that approved it, not the time the code was made (that is ``issued_at``)."""
+
+    __tablename__ = "oauth2_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    user: Mapped[User] = relationship()
+    issued_at: Mapped[int] = mapped_column(default=lambda: int(time.time()))
+
+    def is_expired(self) -> bool:
+        # The mixin counts from auth_time, which here is the login, often long before.
+        return self.issued_at + CODE_LIFETIME < time.time()

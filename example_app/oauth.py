@@ -5,7 +5,12 @@ authorization-code grant (PKCE with S256 required), the refresh-token grant and 
 Connect code flow. There is no password grant: every token starts at ``/oauth/authorize``,
 which needs a browser session, and the session exists only after every factor of the login
 succeeded (see :func:`.session.log_in`). ID tokens and access tokens carry the
-``amr`` and ``auth_time`` of that login.
+``amr`` and ``auth_time`` of that login. Tokens are stored hashed (:mod:`.tokens`), and OAuth
+clients never get the scope that manages the second factor (only ``openid`` and ``profile``).
+
+``/oauth/authorize`` never ends a session: asking for a new login (``prompt=login``,
+``max_age``) asks, see :mod:`.authorize`, which also answers hostile input to it. Hostile input
+to the other routes is a 400 ``invalid_request`` before Authlib or the database see it.
 
 Configuration (all optional):
 
@@ -20,19 +25,14 @@ Configuration (all optional):
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2 import current_token
-from authlib.integrations.sqla_oauth2 import OAuth2AuthorizationCodeMixin
-from authlib.integrations.sqla_oauth2 import OAuth2ClientMixin
 from authlib.integrations.sqla_oauth2 import create_query_client_func
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2 import OAuth2Request
-from authlib.oauth2.rfc6749 import InvalidGrantError
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -51,23 +51,29 @@ from flask import request
 from flask import url_for
 from flask.typing import ResponseReturnValue
 from joserfc.jwk import RSAKey
-from sqlalchemy import ForeignKey
-from sqlalchemy import String
-from sqlalchemy import delete
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped
-from sqlalchemy.orm import mapped_column
-from sqlalchemy.orm import relationship
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from .authorize import fresh_login_after
+from .authorize import prompts
+from .authorize import refusal_for_the_client
+from .authorize import request_again
+from .authorize import unquotable_parameter
 from .extensions import db
 from .extensions import require_oauth
+from .input_checks import input_problem
 from .instance import instance_key
+from .models import OAuth2AuthorizationCode
+from .models import OAuth2Client
 from .models import Token
 from .models import User
-from .session import BrowserLogin
 from .session import current_login
-from .session import log_out
+from .tokens import RefreshTokenGrant
+from .tokens import now
+from .tokens import save_token
+from .ucloud_2fa import two_factor
+
+__all__ = ["OAuth2AuthorizationCode", "OAuth2Client", "init_oauth", "oauth"]
 
 oauth = Blueprint("oauth", __name__)
 
@@ -75,36 +81,6 @@ EXTENSION_KEY = "example_app.oauth"
 DEMO_CLIENT_ID = "demo-client"
 SCOPES = ["openid", "profile"]
 ID_TOKEN_ALGORITHM = "RS256"  # nosec B105 - an algorithm name, not a password
-#: Seconds an authorization code can be exchanged; RFC 6749 recommends at most ten minutes.
-CODE_LIFETIME = 300
-
-
-# -- models ------------------------------------------------------------------------------------
-
-
-class OAuth2Client(db.Model, OAuth2ClientMixin):  # type: ignore[name-defined,misc]
-    __tablename__ = "oauth2_client"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    # Unique, unlike the mixin's: workers that register the demo client at the same moment
-    # must not make two of it.
-    client_id: Mapped[str] = mapped_column(String(48), unique=True)
-
-
-class OAuth2AuthorizationCode(db.Model, OAuth2AuthorizationCodeMixin):  # type: ignore[name-defined,misc]
-    """A code waiting to be exchanged; ``amr`` and ``auth_time`` are those of the browser
-    login that approved it, not the time the code was made (that is ``issued_at``)."""
-
-    __tablename__ = "oauth2_code"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
-    user: Mapped[User] = relationship()
-    issued_at: Mapped[int] = mapped_column(default=lambda: int(time.time()))
-
-    def is_expired(self) -> bool:
-        # The mixin counts from auth_time, which here is the login, often long before.
-        return self.issued_at + CODE_LIFETIME < time.time()
 
 
 # -- grants ------------------------------------------------------------------------------------
@@ -156,28 +132,6 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return authorization_code.user
 
 
-class RefreshTokenGrant(grants.RefreshTokenGrant):
-    """A refresh token gives a new access and refresh token, with the ``amr`` and
-    ``auth_time`` of the original login; the old pair stops working."""
-
-    TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
-    INCLUDE_NEW_REFRESH_TOKEN = True
-
-    def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
-        token: Token | None = db.session.execute(
-            db.select(Token).filter_by(refresh_token=refresh_token)
-        ).scalar_one_or_none()
-        if token is None or token.refresh_token_revoked_at:
-            return None
-        return token
-
-    def authenticate_user(self, refresh_token: Token) -> User:
-        return refresh_token.user
-
-    def revoke_old_credential(self, refresh_token: Token) -> None:
-        """Nothing to do: :func:`save_token` revoked it in the new token's transaction."""
-
-
 class PKCE(CodeChallenge):
     """PKCE as OAuth 2.1 has it: every authorization request carries an S256 challenge."""
 
@@ -226,54 +180,6 @@ def user_info(user: User, scope: str) -> UserInfo:
     return UserInfo(sub=str(user.id), preferred_username=user.username).filter(scope)
 
 
-# -- tokens ------------------------------------------------------------------------------------
-
-
-def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
-    """Store a new token and, in the same transaction, use up what it was issued for: the
-    authorization code is deleted, the refresh token revoked.
-
-    :raises InvalidGrantError: a concurrent request used it up first; the database decides,
-        so of two workers exchanging one code at the same moment only one succeeds.
-    """
-    now = int(time.time())
-    code: OAuth2AuthorizationCode | None = request.authorization_code
-    old: Token | None = request.refresh_token
-    if code is not None:
-        used = db.session.execute(
-            delete(OAuth2AuthorizationCode)
-            .where(OAuth2AuthorizationCode.id == code.id)
-            .execution_options(synchronize_session=False)
-        )
-        # Kept as read: the ID token is made from it after this commit.
-        db.session.expunge(code)
-        source: OAuth2AuthorizationCode | Token = code
-    elif old is not None:
-        used = db.session.execute(
-            update(Token)
-            .where(Token.id == old.id, Token.refresh_token_revoked_at == 0)
-            .values(refresh_token_revoked_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        source = old
-    else:
-        raise RuntimeError("save_token knows the authorization code and refresh token grants.")
-    if used.rowcount != 1:
-        db.session.rollback()
-        raise InvalidGrantError("The grant was used already.")
-    db.session.add(
-        Token(
-            client_id=request.client.get_client_id(),
-            user_id=request.user.id,
-            issued_at=now,
-            amr=source.amr,
-            auth_time=source.auth_time,
-            **token,
-        )
-    )
-    db.session.commit()
-
-
 # -- setup -------------------------------------------------------------------------------------
 
 
@@ -318,7 +224,7 @@ def register_demo_client(redirect_uris: list[str]) -> None:
         db.select(OAuth2Client).filter_by(client_id=DEMO_CLIENT_ID)
     ).scalar_one_or_none()
     if client is None:
-        client = OAuth2Client(client_id=DEMO_CLIENT_ID, client_id_issued_at=int(time.time()))
+        client = OAuth2Client(client_id=DEMO_CLIENT_ID, client_id_issued_at=now())
         db.session.add(client)
     if client.client_metadata != metadata:
         client.set_client_metadata(metadata)
@@ -365,41 +271,56 @@ def issuer() -> str:
 # -- routes ------------------------------------------------------------------------------------
 
 
+@oauth.before_request
+def _refuse_hostile_input() -> Response | None:
+    problem = input_problem() or unquotable_parameter()
+    if problem is None:
+        return None
+    error = InvalidRequestError(problem)
+    if request.endpoint == "oauth.authorize":
+        error = refusal_for_the_client(_state().server, problem)
+    response: Response = _state().server.handle_error_response(None, error)
+    return response
+
+
+@oauth.errorhandler(RequestEntityTooLarge)
+def _too_large(error: RequestEntityTooLarge) -> Response:
+    refused = InvalidRequestError("The request body is too large.")
+    refused.status_code = 413
+    response: Response = _state().server.handle_error_response(None, refused)
+    return response
+
+
+@oauth.after_request
+def _no_store(response: Response) -> Response:
+    # Codes and tokens must not sit in caches; discovery and keys say their own.
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
 @oauth.route("/oauth/authorize", methods=["GET", "POST"])
 def authorize() -> ResponseReturnValue:
     """Approve a request of a (first-party) client for the logged-in user, without a consent
-    screen; send a browser without a login to the login page first."""
+    screen; send a browser without a login, or with one older than the request allows, to the
+    login page first (see the module's docstring)."""
     server = _state().server
     login = current_login()
+    now = int(two_factor.clock())
     try:
         grant = server.get_consent_grant(end_user=login.user if login else None)
-        if login is not None and grant.prompt != "login" and not _too_old(login):
+        fresh_after = fresh_login_after(now, grant.redirect_uri)
+        new_login = "login" in prompts()
+        if login is not None and not new_login and login.auth_time >= (fresh_after or 0):
             return server.create_authorization_response(grant_user=login.user, grant=grant)
-        if "none" in request.values.get("prompt", "").split():
+        if "none" in prompts():
             raise LoginRequiredError(redirect_uri=grant.redirect_uri)
     except OAuth2Error as error:
         error.state = request.values.get("state")
         return server.handle_error_response(None, error)
-    # The login page skips its form for a logged-in browser: forget the login to ask again.
-    log_out()
-    return redirect(url_for("pages.login", next=_authorize_again()))
-
-
-def _too_old(login: BrowserLogin) -> bool:
-    """Whether the login is older than the request's OpenID Connect ``max_age``."""
-    max_age = request.values.get("max_age", "")
-    return max_age.isdigit() and time.time() - login.auth_time > int(max_age)
-
-
-def _authorize_again() -> str:
-    """This authorization request as a GET, without what asked for a new login, so coming
-    back after it does not ask again."""
-    params = [
-        (key, value)
-        for key, value in request.values.items(multi=True)
-        if key not in ("prompt", "max_age")
-    ]
-    return f"{url_for('oauth.authorize')}?{urlencode(params)}"
+    if fresh_after is None and not new_login:  # no login yet, and none asked for in particular
+        return redirect(url_for("pages.login", next=request_again()))
+    # Ask for a new login; the session stays until the new one replaces it.
+    return redirect(url_for("pages.login", prompt="login", next=request_again(asked_at=now)))
 
 
 @oauth.post("/oauth/token")

@@ -3,6 +3,16 @@
 Who is logged in is Flask-Login's ``current_user``; the login itself is made in one place,
 :func:`.session.log_in`, after every factor succeeded. Every state-changing form here carries a
 per-session CSRF token (:func:`csrf_token`), checked before any view runs.
+
+``GET /login?prompt=login`` asks a logged-in browser to log in again without logging it out
+(the authorization server's ``prompt=login`` and ``max_age`` lead here): the session stays as
+it is until the new login, through the 2FA login step, replaces it.
+
+For a user with 2FA, making new recovery codes and turning 2FA off need a session whose login
+used the second factor (``"otp"`` in its ``amr``), beside the code the form asks for: a
+session from before 2FA was turned on, or an attacker's session from a stolen password, cannot
+lock the user out. Such a session gets the settings page again with a 403 and a link to log in
+again with a code; it stays logged in.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from flask_ucloud_2fa import TwoFactorError
 from flask_ucloud_2fa import proof_from_form
 
 from .models import User
+from .session import current_login
 from .session import local_path
 from .session import log_out
 from .ucloud_2fa import two_factor
@@ -79,7 +90,7 @@ def csrf_problem() -> Response | None:
         sent.encode("utf-8"), expected.encode("utf-8")
     ):
         return None
-    return _error_page(
+    return error_page(
         "This form has expired or did not come from this site. Go back, reload the page and"
         " try again.",
         400,
@@ -118,9 +129,11 @@ def login() -> ResponseReturnValue:
     asks users with 2FA for a code before the login is made."""
     next_url = local_path(request.form.get("next") or request.args.get("next"))
     if request.method == "GET":
-        if current_user.is_authenticated:
-            return redirect(next_url or url_for("pages.settings"))
-        return _login_page(next_url)
+        if not current_user.is_authenticated:
+            return _login_page(next_url)
+        if request.args.get("prompt") == "login":  # asked to log in again: ask, keep the session
+            return _login_page(next_url, current_user.username, notice=_LOG_IN_AGAIN)
+        return redirect(next_url or url_for("pages.settings"))
     username = request.form.get("username", "")
     password = request.form.get("password", "")
     if not username or not password:
@@ -128,9 +141,11 @@ def login() -> ResponseReturnValue:
     user = User.authenticate(username, password)
     if user is None:
         return _login_page(next_url, username, "Incorrect username or password.", 401)
-    # Whoever was logged in before is not any more, also while the second factor is pending.
-    # (The CSRF token stays, so the login form still works after going back to it.)
-    log_out()
+    if current_user.is_authenticated and current_user.id != user.id:
+        # Whoever was logged in before is not any more, also while the second factor is
+        # pending. (The CSRF token stays, so the login form still works after going back.)
+        # The same user logging in again keeps the session until the new login replaces it.
+        log_out()
     return two_factor.login(
         user.id, state={"browser": True, "next": next_url or url_for("pages.settings")}
     )
@@ -204,6 +219,8 @@ def confirm_setup() -> ResponseReturnValue:
 def recovery_codes() -> ResponseReturnValue:
     """New recovery codes for a second-factor proof, shown once; the earlier ones stop
     working."""
+    if _second_factor_missing():
+        return _settings_page(_USE_THE_SECOND_FACTOR, 403)
     proof = proof_from_form(request.form.get("code", ""))
     if proof is None:
         return _settings_page(_ENTER_PROOF, 400)
@@ -217,7 +234,10 @@ def recovery_codes() -> ResponseReturnValue:
 @pages.post("/settings/2fa/disable")
 @login_required
 def disable() -> ResponseReturnValue:
-    """Turn 2FA off, for a second-factor proof."""
+    """Turn 2FA off, for a second-factor proof. The user's other sessions and tokens end
+    (:mod:`.revocation`); this session stays."""
+    if _second_factor_missing():
+        return _settings_page(_USE_THE_SECOND_FACTOR, 403)
     proof = proof_from_form(request.form.get("code", ""))
     if proof is None:
         return _settings_page(_ENTER_PROOF, 400)
@@ -229,12 +249,24 @@ def disable() -> ResponseReturnValue:
     return redirect(url_for("pages.settings"))
 
 
+def _second_factor_missing() -> bool:
+    """Whether the user has 2FA and this session's login did not use it."""
+    login = current_login()
+    used = login is not None and "otp" in login.methods
+    return not used and two_factor.is_connected(current_user.id)
+
+
 # -- answers -----------------------------------------------------------------------------------
 
 _WRONG_CODE = "That code is not right. Try the code your app shows now"
 _START_AGAIN = "This setup has expired or was replaced by a newer one. Start again."
 _ENTER_SIX_DIGITS = "Enter the six digits your authenticator app shows."
 _ENTER_PROOF = "Enter the six digits your authenticator app shows, or one of your recovery codes."
+_LOG_IN_AGAIN = "Enter your password again to continue."
+_USE_THE_SECOND_FACTOR = (
+    "This session was not logged in with a code from your authenticator app. Log in again"
+    " with a code to make new recovery codes or to turn two-factor authentication off."
+)
 
 
 def _wrong_code(remaining: int | None) -> str:
@@ -278,10 +310,17 @@ def _html(html: str, status: int, headers: dict[str, str] | None = None) -> Resp
 
 
 def _login_page(
-    next_url: str | None, username: str = "", problem: str | None = None, status: int = 200
+    next_url: str | None,
+    username: str = "",
+    problem: str | None = None,
+    status: int = 200,
+    *,
+    notice: str | None = None,
 ) -> Response:
     return _html(
-        render_template("login.html", next_url=next_url, username=username, problem=problem),
+        render_template(
+            "login.html", next_url=next_url, username=username, problem=problem, notice=notice
+        ),
         status,
     )
 
@@ -290,8 +329,15 @@ def _settings_page(
     problem: str | None = None, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     connected = two_factor.is_connected(current_user.id)
+    login = current_login()
     return _html(
-        render_template("settings.html", user=current_user, connected=connected, problem=problem),
+        render_template(
+            "settings.html",
+            user=current_user,
+            connected=connected,
+            second_factor=login is not None and "otp" in login.methods,
+            problem=problem,
+        ),
         status,
         headers,
     )
@@ -321,5 +367,6 @@ def _setup_page(
     )
 
 
-def _error_page(problem: str, status: int) -> Response:
+def error_page(problem: str, status: int) -> Response:
+    """The error page, with ``problem`` for people."""
     return _html(render_template("error.html", problem=problem), status)

@@ -5,6 +5,13 @@ Only :func:`log_in` makes a login, and only the 2FA wiring (:mod:`.ucloud_2fa`) 
 every factor succeeded. Beside Flask-Login's user id the session keeps how that login was made,
 its ``amr`` methods and ``auth_time``: the authorization server copies them into the ID tokens
 and access tokens it issues for the browser.
+
+Sessions live in signed cookies, so the server cannot delete one. Instead each user has a
+session generation (``User.session_generation``): a login records the generation it was made
+in, and the user loader refuses a session of an earlier one, on every request. Bumping it
+(:func:`end_sessions`) ends every session of the user, in every browser and every copy of
+the cookie: on logging out, on a password change, on disabling 2FA and on an administrator's
+reset (:mod:`.revocation`). Logging out therefore ends the user's sessions in every browser.
 """
 
 from __future__ import annotations
@@ -23,13 +30,16 @@ from flask_login import LoginManager
 from flask_login import current_user
 from flask_login import login_user
 from flask_login import logout_user
+from sqlalchemy import select
+from sqlalchemy import update
 
 from .extensions import db
 from .models import User
 
 login_manager = LoginManager()
 
-#: The session key of how the browser logged in: ``{"amr": [...], "auth_time": ...}``.
+#: The session key of how the browser logged in:
+#: ``{"amr": [...], "auth_time": ..., "generation": ...}``.
 LOGIN_KEY = "login"
 #: Longer ``next`` values are not kept: a login URL has no need for them.
 MAX_NEXT_LENGTH = 2048
@@ -49,7 +59,11 @@ def log_in(user: User, methods: list[str], auth_time: int) -> None:
     login (its CSRF token included) carries over."""
     session.clear()
     login_user(user)
-    session[LOGIN_KEY] = {"amr": list(methods), "auth_time": auth_time}
+    session[LOGIN_KEY] = {
+        "amr": list(methods),
+        "auth_time": auth_time,
+        "generation": user.session_generation,
+    }
 
 
 def current_login() -> BrowserLogin | None:
@@ -68,14 +82,47 @@ def current_login() -> BrowserLogin | None:
 
 
 def log_out() -> None:
-    """End the browser's login; the rest of the session (its CSRF token) stays."""
+    """End the browser's login, and every other session of its user (see above); the rest of
+    the session (its CSRF token) stays."""
+    if current_user.is_authenticated:
+        end_sessions(int(current_user.get_id()))
+        db.session.commit()
     logout_user()
     session.pop(LOGIN_KEY, None)
 
 
+def end_sessions(user_id: int) -> int:
+    """End every browser session of the user: bump their session generation; the new one.
+    Not committed."""
+    db.session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(session_generation=User.session_generation + 1)
+        .execution_options(synchronize_session=False)
+    )
+    generation: int | None = db.session.execute(
+        select(User.session_generation).where(User.id == user_id)
+    ).scalar_one_or_none()
+    return generation or 0
+
+
+def keep_session(generation: int) -> None:
+    """Keep this browser's login after :func:`end_sessions` ended its user's sessions: it
+    moves to the new ``generation``."""
+    session[LOGIN_KEY] = {**session[LOGIN_KEY], "generation": generation}
+
+
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+    """The session's user, unless the session was ended since (an earlier generation)."""
+    user = db.session.get(User, int(user_id))
+    how: Any = session.get(LOGIN_KEY)
+    if user is None or not isinstance(how, dict):
+        return None
+    generation = how.get("generation")
+    if type(generation) is not int or generation != user.session_generation:
+        return None
+    return user
 
 
 @login_manager.unauthorized_handler

@@ -5,6 +5,11 @@ token's user in authenticator apps and what finishing a login means (a browser s
 login page, bearer tokens for the JSON login). ``create_app`` calls ``two_factor.init_app``; the
 login views hand a checked password to ``two_factor.login(user.id)``, and the settings pages
 call the facade (``start_setup``, ``confirm_setup``, ``disable``, ...).
+
+Only the JSON login's tokens may manage the second factor: they carry the scope
+:data:`.models.FIRST_PARTY_SCOPE`, which ``create_app`` names in
+``UCLOUD_2FA_MANAGEMENT_SCOPE``, and OAuth clients can never get it. Disabling and resetting
+2FA end the user's other logins (:mod:`.revocation`).
 """
 
 from __future__ import annotations
@@ -46,10 +51,12 @@ def finish_login(login: LoginCompleted) -> ResponseReturnValue:
         log_in(db.get_or_404(User, login.user_id), login.methods, login.auth_time)
         return redirect(safe_next(login.state.get("next")))
     lifetime = current_app.config["ACCESS_TOKEN_LIFETIME"]
-    token = Token.for_login(login.user_id, login.methods, login.auth_time, lifetime)
-    db.session.add(token)  # not committed: the extension commits it with the spent challenge
-    return jsonify(
-        accessToken=token.access_token,
-        refreshToken=token.refresh_token,
-        expiresAt=(token.issued_at + lifetime) * 1000,
+    new = Token.for_login(int(login.user_id), login.methods, login.auth_time, lifetime)
+    db.session.add(new.row)  # not committed: the extension commits it with the spent challenge
+    response = jsonify(
+        accessToken=new.access_token,
+        refreshToken=new.refresh_token,
+        expiresAt=(new.row.issued_at + lifetime) * 1000,
     )
+    response.headers["Cache-Control"] = "no-store"  # tokens must not sit in caches
+    return response

@@ -20,11 +20,11 @@ response = requests.post(
 )
 print(response.status_code, response.json())
 # 403
-# Retry-After: 3600
+# Retry-After: 3300
 # {
 #     "errorCode": "INVALID_CODE",
 #     "remainingAttempts": 4,
-#     "retryAfter": 3600,
+#     "retryAfter": 3300,
 #     "statusCode": 403,
 #     "why": "Invalid 2FA code. Try again."
 # }
@@ -36,10 +36,10 @@ response = requests.post(
 )
 print(response.status_code, response.json())
 # 429
-# Retry-After: 3600
+# Retry-After: 3300
 # {
 #     "errorCode": "LOCKED_OUT",
-#     "retryAfter": 3600,
+#     "retryAfter": 3300,
 #     "statusCode": 429,
 #     "why": "Too many consecutive wrong codes: two-factor login is locked for a while. An administrator can reset it."
 # }

@@ -12,11 +12,11 @@ console.log(response1.status, await response1.json());
 const response2 = await fetch(`${host}/auth/2fa/challenge`, { method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({"challengeId": "<CHALLENGE_ID>", "verificationCode": 111111}) });
 console.log(response2.status, await response2.json());
 // 403
-// Retry-After: 3600
+// Retry-After: 3300
 // {
 //     "errorCode": "INVALID_CODE",
 //     "remainingAttempts": 4,
-//     "retryAfter": 3600,
+//     "retryAfter": 3300,
 //     "statusCode": 403,
 //     "why": "Invalid 2FA code. Try again."
 // }
@@ -25,10 +25,10 @@ console.log(response2.status, await response2.json());
 const response3 = await fetch(`${host}/auth/2fa/challenge`, { method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({"challengeId": "<CHALLENGE_ID>", "verificationCode": 123456}) });
 console.log(response3.status, await response3.json());
 // 429
-// Retry-After: 3600
+// Retry-After: 3300
 // {
 //     "errorCode": "LOCKED_OUT",
-//     "retryAfter": 3600,
+//     "retryAfter": 3300,
 //     "statusCode": 429,
 //     "why": "Too many consecutive wrong codes: two-factor login is locked for a while. An administrator can reset it."
 // }

@@ -2,11 +2,35 @@ import requests
 
 host = "http://127.0.0.1:5000"
 
+# Log in with the password...
+response = requests.post(
+    f"{host}/auth/login",
+    json={"username": "alice", "password": "<PASSWORD>"},
+)
+print(response.status_code, response.json())
+# 200
+# {
+#     "2fa": "<CHALLENGE_ID>"
+# }
+
+# ...and a code: managing 2FA needs a token from a login that used it.
+response = requests.post(
+    f"{host}/auth/2fa/challenge",
+    json={"challengeId": "<CHALLENGE_ID>", "verificationCode": 123456},
+)
+print(response.status_code, response.json())
+# 200
+# {
+#     "accessToken": "<ACCESS_TOKEN>",
+#     "expiresAt": 1800003600000,
+#     "refreshToken": "<REFRESH_TOKEN>"
+# }
+
 # New recovery codes, for a current code; show them once, then forget them.
 response = requests.post(
     f"{host}/auth/2fa/recovery-codes",
     headers={"Authorization": "Bearer <ACCESS_TOKEN>"},
-    json={"verificationCode": 123456},
+    json={"verificationCode": 234567},
 )
 print(response.status_code, response.json())
 # 200
@@ -33,18 +57,18 @@ response = requests.post(
 print(response.status_code, response.json())
 # 200
 # {
-#     "2fa": "<CHALLENGE_ID>"
+#     "2fa": "<CHALLENGE_ID_2>"
 # }
 
 # Answer the login challenge with a recovery code; it works once.
 response = requests.post(
     f"{host}/auth/2fa/challenge",
-    json={"challengeId": "<CHALLENGE_ID>", "recoveryCode": "<RECOVERY_CODE>"},
+    json={"challengeId": "<CHALLENGE_ID_2>", "recoveryCode": "<RECOVERY_CODE>"},
 )
 print(response.status_code, response.json())
 # 200
 # {
 #     "accessToken": "<ACCESS_TOKEN_2>",
 #     "expiresAt": 1800003600000,
-#     "refreshToken": "<REFRESH_TOKEN>"
+#     "refreshToken": "<REFRESH_TOKEN_2>"
 # }

@@ -1,7 +1,23 @@
 host=http://127.0.0.1:5000
 
+# Log in with the password...
+curl -XPOST -H 'Content-Type: application/json' "$host/auth/login" -d '{"username": "alice", "password": "<PASSWORD>"}'
+# 200
+# {
+#     "2fa": "<CHALLENGE_ID>"
+# }
+
+# ...and a code: managing 2FA needs a token from a login that used it.
+curl -XPOST -H 'Content-Type: application/json' "$host/auth/2fa/challenge" -d '{"challengeId": "<CHALLENGE_ID>", "verificationCode": 123456}'
+# 200
+# {
+#     "accessToken": "<ACCESS_TOKEN>",
+#     "expiresAt": 1800003600000,
+#     "refreshToken": "<REFRESH_TOKEN>"
+# }
+
 # New recovery codes, for a current code; show them once, then forget them.
-curl -XPOST -H 'Authorization: Bearer <ACCESS_TOKEN>' -H 'Content-Type: application/json' "$host/auth/2fa/recovery-codes" -d '{"verificationCode": 123456}'
+curl -XPOST -H 'Authorization: Bearer <ACCESS_TOKEN>' -H 'Content-Type: application/json' "$host/auth/2fa/recovery-codes" -d '{"verificationCode": 234567}'
 # 200
 # {
 #     "recoveryCodes": [
@@ -22,14 +38,14 @@ curl -XPOST -H 'Authorization: Bearer <ACCESS_TOKEN>' -H 'Content-Type: applicat
 curl -XPOST -H 'Content-Type: application/json' "$host/auth/login" -d '{"username": "alice", "password": "<PASSWORD>"}'
 # 200
 # {
-#     "2fa": "<CHALLENGE_ID>"
+#     "2fa": "<CHALLENGE_ID_2>"
 # }
 
 # Answer the login challenge with a recovery code; it works once.
-curl -XPOST -H 'Content-Type: application/json' "$host/auth/2fa/challenge" -d '{"challengeId": "<CHALLENGE_ID>", "recoveryCode": "<RECOVERY_CODE>"}'
+curl -XPOST -H 'Content-Type: application/json' "$host/auth/2fa/challenge" -d '{"challengeId": "<CHALLENGE_ID_2>", "recoveryCode": "<RECOVERY_CODE>"}'
 # 200
 # {
 #     "accessToken": "<ACCESS_TOKEN_2>",
 #     "expiresAt": 1800003600000,
-#     "refreshToken": "<REFRESH_TOKEN>"
+#     "refreshToken": "<REFRESH_TOKEN_2>"
 # }

@@ -1,8 +1,26 @@
 const host = "http://127.0.0.1:5000";
 
-// New recovery codes, for a current code; show them once, then forget them.
-const response1 = await fetch(`${host}/auth/2fa/recovery-codes`, { method: "POST", headers: {"Authorization": "Bearer <ACCESS_TOKEN>", "Content-Type": "application/json"}, body: JSON.stringify({"verificationCode": 123456}) });
+// Log in with the password...
+const response1 = await fetch(`${host}/auth/login`, { method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({"username": "alice", "password": "<PASSWORD>"}) });
 console.log(response1.status, await response1.json());
+// 200
+// {
+//     "2fa": "<CHALLENGE_ID>"
+// }
+
+// ...and a code: managing 2FA needs a token from a login that used it.
+const response2 = await fetch(`${host}/auth/2fa/challenge`, { method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({"challengeId": "<CHALLENGE_ID>", "verificationCode": 123456}) });
+console.log(response2.status, await response2.json());
+// 200
+// {
+//     "accessToken": "<ACCESS_TOKEN>",
+//     "expiresAt": 1800003600000,
+//     "refreshToken": "<REFRESH_TOKEN>"
+// }
+
+// New recovery codes, for a current code; show them once, then forget them.
+const response3 = await fetch(`${host}/auth/2fa/recovery-codes`, { method: "POST", headers: {"Authorization": "Bearer <ACCESS_TOKEN>", "Content-Type": "application/json"}, body: JSON.stringify({"verificationCode": 234567}) });
+console.log(response3.status, await response3.json());
 // 200
 // {
 //     "recoveryCodes": [
@@ -20,19 +38,19 @@ console.log(response1.status, await response1.json());
 // }
 
 // Later, without the phone: log in.
-const response2 = await fetch(`${host}/auth/login`, { method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({"username": "alice", "password": "<PASSWORD>"}) });
-console.log(response2.status, await response2.json());
+const response4 = await fetch(`${host}/auth/login`, { method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({"username": "alice", "password": "<PASSWORD>"}) });
+console.log(response4.status, await response4.json());
 // 200
 // {
-//     "2fa": "<CHALLENGE_ID>"
+//     "2fa": "<CHALLENGE_ID_2>"
 // }
 
 // Answer the login challenge with a recovery code; it works once.
-const response3 = await fetch(`${host}/auth/2fa/challenge`, { method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({"challengeId": "<CHALLENGE_ID>", "recoveryCode": "<RECOVERY_CODE>"}) });
-console.log(response3.status, await response3.json());
+const response5 = await fetch(`${host}/auth/2fa/challenge`, { method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({"challengeId": "<CHALLENGE_ID_2>", "recoveryCode": "<RECOVERY_CODE>"}) });
+console.log(response5.status, await response5.json());
 // 200
 // {
 //     "accessToken": "<ACCESS_TOKEN_2>",
 //     "expiresAt": 1800003600000,
-//     "refreshToken": "<REFRESH_TOKEN>"
+//     "refreshToken": "<REFRESH_TOKEN_2>"
 // }

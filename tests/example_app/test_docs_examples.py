@@ -314,16 +314,34 @@ def test_login_flow(client: FlaskClient, user: TestUser, clock: FakeClock) -> No
     check_recording("login", call.exchanges)
 
 
+def log_in_with_a_code(call: Recorder, user: TestUser, secret: str, clock: FakeClock) -> str:
+    """Record a login with the password and a code; its access token. Managing 2FA needs a
+    token from such a login. The clock moves a step on, so the code is spent."""
+    challenge = log_in(call, user, "Log in with the password...")
+    tokens = call(
+        "POST",
+        "/auth/2fa/challenge",
+        note="...and a code: managing 2FA needs a token from a login that used it.",
+        body={
+            "challengeId": challenge["2fa"],
+            "verificationCode": call.code(code_for(secret, clock), 123456),
+        },
+    )
+    clock.advance(30)
+    token: str = tokens["accessToken"]
+    return token
+
+
 def test_recovery_codes_flow(client: FlaskClient, user: TestUser, clock: FakeClock) -> None:
     secret = connect(client, user, clock)
     call = Recorder(client)
-    call.name(user.token, "access")
+    token = log_in_with_a_code(call, user, secret, clock)
     codes = call(
         "POST",
         "/auth/2fa/recovery-codes",
         note="New recovery codes, for a current code; show them once, then forget them.",
-        token=user.token,
-        body={"verificationCode": call.code(code_for(secret, clock), 123456)},
+        token=token,
+        body={"verificationCode": call.code(code_for(secret, clock), 234567)},
     )["recoveryCodes"]
     challenge = log_in(call, user, "Later, without the phone: log in.")
     tokens = call(
@@ -339,24 +357,24 @@ def test_recovery_codes_flow(client: FlaskClient, user: TestUser, clock: FakeClo
 def test_disable_flow(client: FlaskClient, user: TestUser, clock: FakeClock) -> None:
     secret = connect(client, user, clock)
     call = Recorder(client)
-    call.name(user.token, "access")
-    code = call.code(code_for(secret, clock), 123456)
+    token = log_in_with_a_code(call, user, secret, clock)
+    code = call.code(code_for(secret, clock), 234567)
     assert (
         call(
             "POST",
             "/auth/2fa/disable",
             note="Remove 2FA, proving the second factor (a code or a recovery code).",
-            token=user.token,
+            token=token,
             body={"verificationCode": code},
         )
         == {}
     )
-    call("GET", "/auth/2fa/status", note="Not connected any more.", token=user.token)
+    call("GET", "/auth/2fa/status", note="Not connected any more.", token=token)
     refused = call(
         "POST",
         "/auth/2fa/disable",
         note="Nothing left to disable.",
-        token=user.token,
+        token=token,
         body={"verificationCode": code},
     )
     assert refused["errorCode"] == "NOT_CONNECTED"

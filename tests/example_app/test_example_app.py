@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 import example_app
 from example_app import create_app
@@ -18,6 +22,7 @@ from example_app.models import Token
 from example_app.models import User
 
 from helpers import FakeClock
+from helpers import bearer
 from helpers import code_for
 from helpers import count
 
@@ -197,6 +202,58 @@ def test_bad_login_bodies_are_400(
     assert count(app, Token) == tokens_before
 
 
+def test_the_token_table_holds_only_hashes_of_the_login_tokens(
+    app: Flask, client: FlaskClient, user: TestUser
+) -> None:
+    response = client.post(
+        "/auth/login", json={"username": user.username, "password": user.password}
+    )
+    issued = [response.json["accessToken"], response.json["refreshToken"], user.token]
+
+    with app.app_context():
+        rows = db.session.execute(select(Token.access_token, Token.refresh_token)).all()
+    stored = {value for row in rows for value in row}
+
+    assert not set(issued) & stored
+    assert {hashlib.sha256(token.encode()).hexdigest() for token in issued} <= stored
+    assert client.get("/api/me", headers=bearer(response.json["accessToken"])).status_code == 200
+    for hashed in stored:
+        assert client.get("/api/me", headers=bearer(hashed)).status_code == 401
+
+
+def test_login_tokens_carry_the_scope_that_manages_2fa(app: Flask, user: TestUser) -> None:
+    assert app.config["UCLOUD_2FA_MANAGEMENT_SCOPE"] == "ucloud-2fa"
+    with app.app_context():
+        assert db.session.execute(select(Token.scope)).scalar_one() == "ucloud-2fa"
+
+
+def test_login_answers_are_not_cached(
+    client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, secret = connected_user
+    login = {"username": user.username, "password": user.password}
+
+    challenge = client.post("/auth/login", json=login)
+    tokens = client.post(
+        "/auth/2fa/challenge",
+        json={"challengeId": challenge.json["2fa"], "verificationCode": code_for(secret, clock)},
+    )
+    refused = client.post("/auth/login", json={**login, "password": "wrong"})
+
+    assert set(tokens.json) == {"accessToken", "refreshToken", "expiresAt"}
+    for response in (challenge, tokens, refused):
+        assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_login_without_2fa_is_not_cached(client: FlaskClient, user: TestUser) -> None:
+    response = client.post(
+        "/auth/login", json={"username": user.username, "password": user.password}
+    )
+
+    assert "accessToken" in response.json
+    assert response.headers["Cache-Control"] == "no-store"
+
+
 # -- GET /api/me -------------------------------------------------------------------------------
 
 
@@ -224,6 +281,38 @@ def test_me_with_a_token(client: FlaskClient, user: TestUser) -> None:
     assert response.status_code == 200
     assert response.json["username"] == "alice"
     assert response.json["amr"] == ["pwd"]
+
+
+# -- the SQLite file ---------------------------------------------------------------------------
+
+
+def test_the_sqlite_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """It holds password hashes and 2FA secrets, like the key files beside it (0600)."""
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/fresh.sqlite"},
+        instance_path=str(tmp_path),
+    )
+    with app.app_context():
+        db.session.add(User(username="erin", password_hash="x"))
+        db.session.commit()
+        for name in ("fresh.sqlite", "fresh.sqlite-wal", "fresh.sqlite-shm"):
+            path = tmp_path / name
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
+        assert stat.S_IMODE((tmp_path / "secret_key").stat().st_mode) == 0o600
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_an_older_sqlite_file_is_made_private(tmp_path: Path) -> None:
+    path = tmp_path / "older.sqlite"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"}, instance_path=str(tmp_path))
+    with app.app_context():
+        db.engine.dispose()
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 # -- configuration from the environment --------------------------------------------------------

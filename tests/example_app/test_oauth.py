@@ -27,6 +27,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import select
 from sqlalchemy import update
 
+import example_app
 from example_app import db
 from example_app.models import Token
 from example_app.oauth import OAuth2AuthorizationCode
@@ -34,6 +35,7 @@ from example_app.oauth import OAuth2Client
 from example_app.session import LOGIN_KEY
 
 from helpers import FakeClock
+from helpers import cli
 from helpers import code_for
 from helpers import count
 from helpers import race
@@ -340,6 +342,129 @@ def test_refresh_token_gives_new_tokens_with_the_same_login(
     assert refresh(client, second["refresh_token"]).status_code == 200
 
 
+def stored_tokens(app: Flask) -> set[str]:
+    """Every value of the token table's token columns."""
+    with app.app_context():
+        rows = db.session.execute(select(Token.access_token, Token.refresh_token)).all()
+    return {value for row in rows for value in row if value}
+
+
+def sha256_hex(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def test_the_token_table_holds_hashes_of_the_issued_tokens_only(
+    app: Flask, client: FlaskClient, user: TestUser, clock: FakeClock
+) -> None:
+    log_in(client, user.id, ["pwd"], int(clock.now))
+    first = tokens_for(client)
+    second = refresh(client, first["refresh_token"]).json
+
+    stored = stored_tokens(app)
+
+    issued = [first[key] for key in ("access_token", "refresh_token")]
+    issued += [second[key] for key in ("access_token", "refresh_token")]
+    assert not set(issued) & stored
+    assert {sha256_hex(token) for token in issued} <= stored
+    # What a copy of the database gives is no token.
+    for hashed in stored:
+        assert client.get("/api/me", headers=bearer(hashed)).status_code == 401
+        assert refresh(client, hashed).json["error"] == "invalid_grant"
+    assert client.get("/api/me", headers=bearer(second["access_token"])).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("age", "works"), [(30 * 24 * 3600 - 60, True), (30 * 24 * 3600 + 60, False)]
+)
+def test_a_refresh_token_works_for_its_lifetime_only(
+    monkeypatch: pytest.MonkeyPatch,
+    app: Flask,
+    client: FlaskClient,
+    user: TestUser,
+    clock: FakeClock,
+    age: int,
+    works: bool,
+) -> None:
+    assert app.config["REFRESH_TOKEN_LIFETIME"] == 30 * 24 * 3600
+    log_in(client, user.id, ["pwd"], int(clock.now))
+    issued = tokens_for(client)
+    issued_at = time.time()
+    monkeypatch.setattr(time, "time", lambda: issued_at + age)
+
+    response = refresh(client, issued["refresh_token"])
+
+    if works:
+        assert response.status_code == 200, response.json
+    else:
+        assert response.status_code == 400
+        assert response.json["error"] == "invalid_grant"
+        assert count(app, Token, client_id="demo-client") == 1
+
+
+@pytest.mark.app_config(REFRESH_TOKEN_LIFETIME=600)
+def test_the_refresh_token_lifetime_comes_from_config(
+    monkeypatch: pytest.MonkeyPatch,
+    app: Flask,
+    client: FlaskClient,
+    user: TestUser,
+    clock: FakeClock,
+) -> None:
+    log_in(client, user.id, ["pwd"], int(clock.now))
+    issued = tokens_for(client)
+    issued_at = time.time()
+    monkeypatch.setattr(time, "time", lambda: issued_at + 660)
+
+    assert refresh(client, issued["refresh_token"]).json["error"] == "invalid_grant"
+
+
+def test_oauth_clients_cannot_ask_for_the_scope_that_manages_2fa(
+    app: Flask, client: FlaskClient, user: TestUser, clock: FakeClock
+) -> None:
+    log_in(client, user.id, ["pwd"], int(clock.now))
+    _, challenge = pkce_pair()
+
+    response = client.get(
+        "/oauth/authorize",
+        query_string=authorization_request(challenge, scope="openid ucloud-2fa"),
+    )
+
+    assert redirect_params(response)["error"] == "invalid_scope"
+    assert count(app, OAuth2AuthorizationCode) == 0
+
+
+def test_an_oauth_token_cannot_manage_the_second_factor(
+    app: Flask, client: FlaskClient, user: TestUser, clock: FakeClock
+) -> None:
+    """An OAuth client's token (``openid profile``) reads the status but sets up nothing.
+
+    Needs ``UCLOUD_2FA_MANAGEMENT_SCOPE`` in the package."""
+    log_in(client, user.id, ["pwd"], int(clock.now))
+    access_token = tokens_for(client)["access_token"]
+
+    status = client.get("/auth/2fa/status", headers=bearer(access_token))
+    setup = client.post("/auth/2fa", headers=bearer(access_token))
+
+    assert status.status_code == 200
+    assert status.json == {"connected": False}
+    assert setup.status_code == 403, setup.json
+    assert setup.json["errorCode"] == "INSUFFICIENT_SCOPE"
+    assert count(app, example_app.two_factor.models.Credential) == 0
+
+
+def test_a_reset_revokes_the_oauth_tokens_of_the_user(
+    app: Flask, client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock
+) -> None:
+    user, _ = connected_user
+    log_in(client, user.id, ["pwd", "otp"], int(clock.now))
+    issued = tokens_for(client)
+
+    result = cli(app, "reset", str(user.id), "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert client.get("/api/me", headers=bearer(issued["access_token"])).status_code == 401
+    assert refresh(client, issued["refresh_token"]).json["error"] == "invalid_grant"
+
+
 def test_a_refresh_token_of_another_client_is_refused(client: FlaskClient, user: TestUser) -> None:
     # The JSON login's tokens belong to the app itself, not to the demo client.
     password_login = client.post(
@@ -548,25 +673,93 @@ def test_prompt_none_without_a_login_answers_login_required(client: FlaskClient)
 
 
 @pytest.mark.parametrize("reason", [{"prompt": "login"}, {"max_age": "60"}])
-def test_a_new_login_can_be_asked_for(
-    app: Flask, client: FlaskClient, user: TestUser, reason: dict[str, str]
+def test_a_new_login_is_asked_for_without_ending_the_session(
+    app: Flask, client: FlaskClient, user: TestUser, clock: FakeClock, reason: dict[str, str]
 ) -> None:
-    log_in(client, user.id, ["pwd"], int(time.time()) - 120)
+    """Any site can send a browser to this GET: it asks for a login, it does not log out."""
+    log_in(client, user.id, ["pwd"], int(clock.now) - 120)
     _, challenge = pkce_pair()
 
     response = client.get(
         "/oauth/authorize", query_string=authorization_request(challenge, **reason)
     )
 
-    # Back from the login page, the request does not ask for another one.
-    again = authorization_request(challenge)
-    assert response.location == login_url(app, f"/oauth/authorize?{urlencode(again)}")
+    # Back from the login page, the request wants a login made after it asked.
+    again = {**authorization_request(challenge), "auth_after": str(int(clock.now))}
+    location = urlsplit(response.location)
+    assert location.path == "/login"
+    assert parse_qs(location.query) == {
+        "prompt": ["login"],
+        "next": [f"/oauth/authorize?{urlencode(again)}"],
+    }
     with client.session_transaction() as session:
-        assert "_user_id" not in session
+        assert session["_user_id"] == str(user.id)
+        assert session[LOGIN_KEY]["auth_time"] == int(clock.now) - 120
+    assert client.get("/settings").status_code == 200
+    assert count(app, OAuth2AuthorizationCode) == 0
 
 
-def test_a_recent_enough_login_satisfies_max_age(client: FlaskClient, user: TestUser) -> None:
-    log_in(client, user.id, ["pwd"], int(time.time()) - 10)
+def test_the_old_login_does_not_satisfy_the_request_for_a_new_one(
+    app: Flask, client: FlaskClient, user: TestUser, clock: FakeClock
+) -> None:
+    log_in(client, user.id, ["pwd"], int(clock.now) - 30)
+    _, challenge = pkce_pair()
+    to_login = client.get(
+        "/oauth/authorize", query_string=authorization_request(challenge, prompt="login")
+    )
+    next_url = parse_qs(urlsplit(to_login.location).query)["next"][0]
+    clock.advance(5)
+
+    # Straight back, without logging in again: still asked to log in.
+    response = client.get(next_url)
+
+    assert urlsplit(response.location).path == "/login"
+    assert count(app, OAuth2AuthorizationCode) == 0
+
+
+def test_a_new_login_completes_the_request_that_asked_for_it(
+    app: Flask, client: FlaskClient, user: TestUser, clock: FakeClock
+) -> None:
+    """The whole journey of ``prompt=login``: the login page asks a logged-in browser for the
+    password, the new login replaces the session, and the request issues a code for it."""
+    log_in(client, user.id, ["pwd"], int(clock.now) - 3600)
+    _, challenge = pkce_pair()
+    to_login = client.get(
+        "/oauth/authorize", query_string=authorization_request(challenge, prompt="login")
+    )
+    clock.advance(20)
+
+    login_page = client.get(to_login.location)
+
+    assert login_page.status_code == 200  # the form, not a redirect: the session is kept
+    html = login_page.get_data(as_text=True)
+    assert "Enter your password again to continue." in html
+    form_token = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    next_url = parse_qs(urlsplit(to_login.location).query)["next"][0]
+    assert form_token is not None
+    logged_in = client.post(
+        "/login",
+        data={
+            "csrf_token": form_token[1],
+            "username": user.username,
+            "password": user.password,
+            "next": next_url,
+        },
+        headers={"Accept": "text/html"},
+    )
+    assert logged_in.location == next_url
+    code = redirect_params(client.get(next_url))["code"]
+    with app.app_context():
+        stored = db.session.execute(
+            select(OAuth2AuthorizationCode).filter_by(code=code)
+        ).scalar_one()
+        assert stored.auth_time == int(clock.now)
+
+
+def test_a_recent_enough_login_satisfies_max_age(
+    client: FlaskClient, user: TestUser, clock: FakeClock
+) -> None:
+    log_in(client, user.id, ["pwd"], int(clock.now) - 10)
     _, challenge = pkce_pair()
 
     response = client.get(
@@ -574,6 +767,40 @@ def test_a_recent_enough_login_satisfies_max_age(client: FlaskClient, user: Test
     )
 
     assert "code" in redirect_params(response)
+
+
+@pytest.mark.parametrize("parameter", ["max_age", "auth_after"])
+def test_a_time_that_is_not_ascii_digits_is_an_invalid_request(
+    app: Flask, client: FlaskClient, user: TestUser, clock: FakeClock, parameter: str
+) -> None:
+    log_in(client, user.id, ["pwd"], int(clock.now))
+    _, challenge = pkce_pair()
+
+    for value in ("²", "١٠", "-1", "1.5", " 10", "0x10", "1" * 11):
+        response = client.get(
+            "/oauth/authorize",
+            query_string=authorization_request(challenge, **{parameter: value}),
+        )
+
+        params = redirect_params(response)
+        assert params["error"] == "invalid_request", value
+        assert params["state"] == "xyz"
+    assert count(app, OAuth2AuthorizationCode) == 0
+
+
+def test_a_login_time_in_the_future_gives_no_code(
+    app: Flask, client: FlaskClient, user: TestUser, clock: FakeClock
+) -> None:
+    log_in(client, user.id, ["pwd"], int(clock.now))
+    _, challenge = pkce_pair()
+
+    response = client.get(
+        "/oauth/authorize",
+        query_string=authorization_request(challenge, auth_after=str(int(clock.now) + 60)),
+    )
+
+    assert urlsplit(response.location).path == "/login"
+    assert count(app, OAuth2AuthorizationCode) == 0
 
 
 def test_the_login_page_and_the_2fa_challenge_lead_back_to_the_client(

@@ -143,10 +143,12 @@ def post_login(
     password: str | None = None,
     next_url: str | None = None,
     query_next: str | None = None,
+    form_page: str = "/login",
 ) -> TestResponse:
-    """Fill in the login form, as a browser would (it sends ``Accept: text/html``)."""
+    """Fill in the login form of ``form_page``, as a browser would (it sends
+    ``Accept: text/html``)."""
     form = {
-        "csrf_token": csrf(client),
+        "csrf_token": csrf(client, form_page),
         "username": user.username,
         "password": user.password if password is None else password,
     }
@@ -222,12 +224,15 @@ def connected_in_a_password_session(
 
 @pytest.fixture
 def connected(
-    client: FlaskClient, logged_in: TestUser, clock: FakeClock, connected_in_a_password_session: str
+    client: FlaskClient,
+    logged_in: TestUser,
+    clock: FakeClock,
+    connected_in_a_password_session: str,
 ) -> str:
     """``connected_in_a_password_session``, then logged in again with the password and a code:
     a session whose login used the second factor. The clock moves a step on again."""
     secret = connected_in_a_password_session
-    location = post_login(client, logged_in).location
+    location = post_login(client, logged_in, form_page="/login?prompt=login").location
     assert answer_challenge(client, location, code_for(secret, clock)).status_code == 302
     assert session_of(client)["login"]["amr"] == ["pwd", "otp"]
     clock.advance(30)
@@ -922,6 +927,166 @@ def test_session_of_a_deleted_user_ends(
     assert response.status_code == 302
     assert response.location == "/login?next=/settings"
     assert user_id_of(client) is None
+
+
+def copy_of(app: Flask, client: FlaskClient) -> FlaskClient:
+    """Another browser with a copy of ``client``'s session cookie."""
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    copy = app.test_client()
+    copy.set_cookie("session", cookie.value)
+    return copy
+
+
+def second_factor_login(
+    client: FlaskClient, user: TestUser, secret: str, clock: FakeClock
+) -> None:
+    """Log ``client`` in with the password and a code; the clock moves a step on."""
+    location = post_login(client, user).location
+    assert answer_challenge(client, location, code_for(secret, clock)).status_code == 302
+    clock.advance(30)
+
+
+def test_a_copy_of_the_session_cookie_stops_working_at_logout(
+    app: Flask, client: FlaskClient, logged_in: TestUser
+) -> None:
+    copy = copy_of(app, client)
+    assert copy.get("/settings").status_code == 200
+
+    client.post("/logout", data={"csrf_token": csrf(client, "/settings")})
+
+    response = copy.get("/settings")
+    assert response.status_code == 302
+    assert response.location == "/login?next=/settings"
+    assert user_id_of(copy) is None
+
+
+def test_a_session_of_an_earlier_generation_is_refused(
+    app: Flask, client: FlaskClient, logged_in: TestUser
+) -> None:
+    with app.app_context():
+        db.session.get(User, logged_in.id).session_generation += 1
+        db.session.commit()
+
+    assert client.get("/settings").status_code == 302
+    assert user_id_of(client) is None
+
+
+@pytest.mark.parametrize("event", ["reset", "set-password"])
+def test_a_reset_or_password_change_ends_every_session_of_the_user(
+    app: Flask,
+    client: FlaskClient,
+    connected: str,
+    logged_in: TestUser,
+    make_user: Callable[[str], TestUser],
+    event: str,
+) -> None:
+    other_user = make_user("bob")
+    other = app.test_client()
+    post_login(other, other_user)
+    copy = copy_of(app, client)
+    runner = app.test_cli_runner()
+
+    if event == "reset":
+        result = runner.invoke(args=["ucloud-2fa", "reset", str(logged_in.id), "--yes"])
+    else:
+        result = runner.invoke(args=["set-password", "alice", "--password", "new"])
+
+    assert result.exit_code == 0, result.output
+    for browser in (client, copy):
+        assert browser.get("/settings").location == "/login?next=/settings"
+    assert other.get("/settings").status_code == 200
+
+
+def test_disabling_2fa_ends_every_other_session_of_the_user(
+    app: Flask, client: FlaskClient, logged_in: TestUser, connected: str, clock: FakeClock
+) -> None:
+    elsewhere = app.test_client()
+    second_factor_login(elsewhere, logged_in, connected, clock)
+    assert elsewhere.get("/settings").status_code == 200
+
+    response = settings_post(client, "/settings/2fa/disable", code=code_for(connected, clock))
+
+    assert response.status_code == 302
+    # This session, which disabled 2FA with a code, stays; the other one ends.
+    assert page(client.get("/settings")).text("status") == "not connected"
+    assert elsewhere.get("/settings").location == "/login?next=/settings"
+
+
+def test_turning_2fa_on_keeps_the_session(
+    client: FlaskClient, connected_in_a_password_session: str
+) -> None:
+    assert page(client.get("/settings")).text("status") == "connected"
+
+
+@pytest.mark.parametrize("path", ["/settings/2fa/disable", "/settings/2fa/recovery-codes"])
+def test_a_password_only_session_cannot_disable_2fa_or_make_recovery_codes(
+    app: Flask,
+    client: FlaskClient,
+    logged_in: TestUser,
+    connected_in_a_password_session: str,
+    clock: FakeClock,
+    path: str,
+) -> None:
+    """The session from before 2FA was turned on (or of a stolen password) must log in again
+    with a code: it cannot turn 2FA off, nor lock the user out with wrong codes."""
+    secret = connected_in_a_password_session
+
+    response = settings_post(client, path, code=code_for(secret, clock))
+
+    assert response.status_code == 403
+    shown = page(response)
+    assert "Log in again with a code" in shown.text("problem")
+    assert credential(app, logged_in).connected
+    assert credential(app, logged_in).failures == 0
+    assert count(app, example_app.two_factor.models.RecoveryCode) == 0
+    assert user_id_of(client) == logged_in.id  # asked to log in again, not logged out
+
+
+def test_a_password_only_session_is_offered_a_new_login_instead_of_the_forms(
+    client: FlaskClient, connected_in_a_password_session: str
+) -> None:
+    shown = page(client.get("/settings"))
+
+    assert shown.text("status") == "connected"
+    assert "recovery-codes-form" not in shown.texts
+    assert "disable-form" not in shown.texts
+    assert "log in again" in shown.text("second-factor-needed")
+    link = re.search(r'href="([^"]+)"\s+id="log-in-again"', client.get("/settings").text)
+    assert link is not None
+    assert link[1].replace("&amp;", "&") == "/login?prompt=login&next=/settings"
+
+
+def test_logging_in_again_keeps_the_session_until_the_new_login_completes(
+    app: Flask,
+    client: FlaskClient,
+    logged_in: TestUser,
+    connected_in_a_password_session: str,
+    clock: FakeClock,
+) -> None:
+    secret = connected_in_a_password_session
+    asked = client.get("/login?prompt=login&next=/settings")
+    assert asked.status_code == 200
+    assert page(asked).text("notice") == "Enter your password again to continue."
+    before = session_of(client)["login"]
+
+    location = post_login(client, logged_in, form_page="/login?prompt=login").location
+
+    assert CHALLENGE_LOCATION.fullmatch(location), location
+    assert session_of(client)["login"] == before  # still the old login, not logged out
+    assert client.get("/settings").status_code == 200
+    answered = answer_challenge(client, location, code_for(secret, clock))
+    assert answered.location == "/settings"
+    assert session_of(client)["login"]["amr"] == ["pwd", "otp"]
+
+
+def test_the_login_page_asked_to_log_in_again_without_a_session_is_the_plain_form(
+    client: FlaskClient,
+) -> None:
+    shown = page(client.get("/login?prompt=login"))
+
+    assert "notice" not in shown.texts
+    assert shown.value("csrf_token")
 
 
 def test_pages_cannot_be_framed(app: Flask, client: FlaskClient) -> None:
