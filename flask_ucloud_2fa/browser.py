@@ -22,6 +22,7 @@ from .errors import ChallengeNotFound
 from .errors import InvalidCode
 from .errors import TooManyAttempts
 from .http import blueprint
+from .http import bound_body
 from .proofs import is_challenge_id
 from .proofs import proof_from_form
 
@@ -80,6 +81,7 @@ def challenge_page() -> Response:
 def answer_challenge_form() -> Response:
     """The challenge page's form: on success the integrator's login-completion response
     (usually a redirect), else the page again with what went wrong."""
+    bound_body()
     challenge_id = request.form.get("challengeId", "")
     binding = request.cookies.get(BINDING_COOKIE)
     if binding is None or not is_challenge_id(challenge_id):  # no login began here, or ended

@@ -225,6 +225,7 @@ def json_object() -> dict[str, Any]:
 
     :raises InvalidRequest: the body is not a JSON object.
     """
+    bound_body()
     try:
         body = request.get_json(force=True, silent=True)
     except RecursionError:  # nested deeper than the JSON parser goes
@@ -238,20 +239,20 @@ def json_object() -> dict[str, Any]:
 MAX_BODY_BYTES = 16 * 1024
 
 
-@blueprint.before_request
-def _bounded_body() -> None:
-    # Werkzeug answers a larger body with 413 before reading it (as the app's own
-    # MAX_CONTENT_LENGTH would, which an app may leave unset).
+def bound_body() -> None:
+    """Before reading the body: Werkzeug answers a larger one with 413, unread (as the app's
+    own ``MAX_CONTENT_LENGTH`` would, which an app may leave unset)."""
     request.max_content_length = MAX_BODY_BYTES
 
 
 @blueprint.after_request
 def _security_headers(response: Response) -> Response:
     # Secrets, QR codes and tokens must not sit in caches; the challenge page is not framed
-    # (clickjacking), unless the app set a policy of its own.
-    response.headers["Cache-Control"] = "no-store"
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    # (clickjacking). An app's own after_request runs later and may set a policy of its own.
+    headers = response.headers
+    headers["Cache-Control"] = "no-store"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Content-Security-Policy"] = "frame-ancestors 'none'"
     return response
 
 
