@@ -275,7 +275,8 @@ class TwoFactorService:
 
         :raises InvalidCode: a wrong proof, counted against the user (and the challenge); the
             count is committed.
-        :raises TooManyAttempts: the answer was not admitted; nothing was checked or changed.
+        :raises TooManyAttempts: the answer was not admitted; nothing was changed, and the
+            answer says nothing of the proof.
         """
         wrong: WrongAnswer | None = None
         with self.store.transaction():
@@ -296,9 +297,11 @@ class TwoFactorService:
         store, horizon = self.store, self.limits.horizon(now)
         if proof.code is not None:
             step = totp.matching_step(self.box.decrypt(row.encrypted_secret), proof.code, now)
-            if step is not None and store.spend_step(
-                row.credential_id, step, now, horizon, connecting=connecting
-            ):
+            if step is None:
+                # The same round trip a right code makes, so that an answer refused while the
+                # user is locked out takes as long for a right code as for a wrong one.
+                store.admit(row.credential_id, now, horizon)
+            elif store.spend_step(row.credential_id, step, now, horizon, connecting=connecting):
                 return "otp"
         elif (
             proof.recovery_code is not None

@@ -116,9 +116,33 @@ def test_wrong_answer_runs_a_fixed_number_of_statements(
     with counting(engine_of(app)) as statements:
         response = answer(client, challenge_id, wrong_code(secret, clock))
     assert response.status_code == 403, response.json
-    # SELECT challenge JOIN credential; UPDATE credential failures + 1 RETURNING;
-    # UPDATE challenge attempts + 1 RETURNING.
-    assert len(statements) == 3, statements
-    assert [s.split()[0] for s in statements] == ["SELECT", "UPDATE", "UPDATE"]
+    # SELECT challenge JOIN credential; UPDATE credential, admitted? (the round trip a right
+    # code's time step takes, so a refused answer's timing tells nothing); UPDATE credential
+    # failures + 1 RETURNING; UPDATE challenge attempts + 1 RETURNING.
+    assert len(statements) == 4, statements
+    assert [s.split()[0] for s in statements] == ["SELECT", "UPDATE", "UPDATE", "UPDATE"]
     assert "ucloud_2fa_credential" in statements[1]
-    assert "ucloud_2fa_challenge" in statements[2]
+    assert "ucloud_2fa_credential" in statements[2]
+    assert "ucloud_2fa_challenge" in statements[3]
+
+
+@pytest.mark.app_config(UCLOUD_2FA_LOCKOUT_AFTER=1, UCLOUD_2FA_BACKOFF_AFTER=10**6)
+def test_a_refused_answer_runs_the_same_statements_for_a_right_code_as_for_a_wrong_one(
+    app: Flask,
+    client: FlaskClient,
+    connected_user: tuple[TestUser, str],
+    clock: FakeClock,
+) -> None:
+    """While the user is locked out, a right code and a wrong one are refused alike, down to
+    the statements they run: their timing does not tell a guess that was right."""
+    user, secret = connected_user
+    locking = answer(client, login_challenge(app, user.id), wrong_code(secret, clock))
+    assert locking.status_code == 403 and locking.json["retryAfter"] > 0
+    shapes = []
+    for code in (code_for(secret, clock), wrong_code(secret, clock)):
+        challenge_id = login_challenge(app, user.id)
+        with counting(engine_of(app)) as statements:
+            refused = answer(client, challenge_id, code)
+        assert refused.status_code == 429 and refused.json["errorCode"] == "LOCKED_OUT"
+        shapes.append([" ".join(s.split()[:3]) for s in statements])
+    assert shapes[0] == shapes[1], shapes
