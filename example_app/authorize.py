@@ -55,6 +55,16 @@ def unquotable_parameter() -> str | None:
     return None
 
 
+def openid_without_redirect_uri() -> InvalidRequestError | None:
+    """The error of an OpenID request (``scope`` has ``openid``) without ``redirect_uri``,
+    which OpenID Connect Core (3.1.2.1) requires: answered here, never redirected."""
+    if "openid" not in request.values.get("scope", "").split() or request.values.get(
+        "redirect_uri"
+    ):
+        return None
+    return InvalidRequestError("Missing 'redirect_uri': OpenID requests must send it.")
+
+
 def prompts() -> list[str]:
     """The request's OpenID Connect ``prompt`` values."""
     return request.values.get("prompt", "").split()

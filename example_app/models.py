@@ -75,12 +75,21 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         return user if user.check_password(password) else None
 
 
+def new_family_id() -> str:
+    """The id of a new token family: the tokens of one login or one authorization code,
+    through all their refreshes (see :mod:`.tokens`)."""
+    return secrets.token_hex(32)
+
+
 class NewTokens(NamedTuple):
     """A token row and the plaintexts it was made from, which only the response carries."""
 
     row: Token
     access_token: str
     refresh_token: str
+    #: UCloud's web client keeps it beside the access token (``setTokens``) and sends it as
+    #: ``X-CSRFToken`` when it refreshes; only its hash is stored, on the row.
+    csrf_token: str
 
 
 class Token(db.Model, OAuth2TokenMixin):  # type: ignore[name-defined,misc]
@@ -95,14 +104,28 @@ class Token(db.Model, OAuth2TokenMixin):  # type: ignore[name-defined,misc]
     user: Mapped[User] = relationship()
     amr: Mapped[str] = mapped_column(String(64), default="pwd")
     auth_time: Mapped[int] = mapped_column(default=0)
+    #: The tokens of one login (or one authorization code) and all their refreshes share it:
+    #: a replayed code or refresh token revokes the whole family. For a code's tokens it is
+    #: the :func:`hash_token` of the code, so a replayed code finds them after it is deleted.
+    family_id: Mapped[str] = mapped_column(String(64), index=True, default=new_family_id)
+    #: The :func:`hash_token` of the JSON login's ``csrfToken``; none for OAuth clients.
+    csrf_token: Mapped[str | None] = mapped_column(String(64), default=None)
 
     @classmethod
     def for_login(
-        cls, user_id: int, methods: list[str], auth_time: int, lifetime: int
+        cls,
+        user_id: int,
+        methods: list[str],
+        auth_time: int,
+        lifetime: int,
+        *,
+        family_id: str | None = None,
     ) -> NewTokens:
         """A new access and refresh token of the app itself (scope :data:`FIRST_PARTY_SCOPE`)
-        for a login made with ``methods`` at ``auth_time``."""
+        for a login made with ``methods`` at ``auth_time``, with its CSRF token; a new family
+        unless ``family_id`` (a refresh) says which."""
         access_token, refresh_token = secrets.token_urlsafe(32), secrets.token_urlsafe(48)
+        csrf_token = secrets.token_urlsafe(32)
         row = cls(
             user_id=user_id,
             client_id=FIRST_PARTY_CLIENT_ID,
@@ -114,8 +137,10 @@ class Token(db.Model, OAuth2TokenMixin):  # type: ignore[name-defined,misc]
             expires_in=lifetime,
             amr=" ".join(methods),
             auth_time=auth_time,
+            family_id=family_id or new_family_id(),
+            csrf_token=hash_token(csrf_token),
         )
-        return NewTokens(row, access_token, refresh_token)
+        return NewTokens(row, access_token, refresh_token, csrf_token)
 
 
 class OAuth2Client(db.Model, OAuth2ClientMixin):  # type: ignore[name-defined,misc]
@@ -137,6 +162,9 @@ class OAuth2AuthorizationCode(db.Model, OAuth2AuthorizationCodeMixin):  # type: 
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
     user: Mapped[User] = relationship()
     issued_at: Mapped[int] = mapped_column(default=lambda: int(time.time()))
+    #: The family of the tokens exchanged for it: :func:`hash_token` of the code, so a
+    #: replayed code still finds them once this row is deleted.
+    family_id: Mapped[str] = mapped_column(String(64))
 
     def is_expired(self) -> bool:
         # The mixin counts from auth_time, which here is the login, often long before.

@@ -15,7 +15,9 @@ to the other routes is a 400 ``invalid_request`` before Authlib or the database 
 Configuration (all optional):
 
 ``OAUTH_ISSUER``
-    The issuer identifier; by default the host URL of the request, without a trailing slash.
+    The issuer identifier, such as ``https://auth.example.org``. Set it in production: without
+    it the issuer is the host URL of each request (its ``Host`` header), and ``create_app``
+    logs a warning unless the app is in debug or testing mode.
 ``OAUTH_JWT_KEY_PEM``
     The PEM of the RSA key that signs ID tokens; by default a key made on first use and kept in
     the instance folder (``oauth_jwt_key.pem``).
@@ -25,10 +27,10 @@ Configuration (all optional):
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
-from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2 import current_token
 from authlib.integrations.sqla_oauth2 import create_query_client_func
 from authlib.oauth2 import OAuth2Error
@@ -55,6 +57,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .authorize import fresh_login_after
+from .authorize import openid_without_redirect_uri
 from .authorize import prompts
 from .authorize import refusal_for_the_client
 from .authorize import request_again
@@ -67,9 +70,13 @@ from .models import OAuth2AuthorizationCode
 from .models import OAuth2Client
 from .models import Token
 from .models import User
+from .models import hash_token
 from .session import current_login
+from .token_endpoint import Server
+from .token_endpoint import missing_grant_type
 from .tokens import RefreshTokenGrant
 from .tokens import now
+from .tokens import revoke_if_code_replayed
 from .tokens import save_token
 from .ucloud_2fa import two_factor
 
@@ -81,6 +88,8 @@ EXTENSION_KEY = "example_app.oauth"
 DEMO_CLIENT_ID = "demo-client"
 SCOPES = ["openid", "profile"]
 ID_TOKEN_ALGORITHM = "RS256"  # nosec B105 - an algorithm name, not a password
+
+logger = logging.getLogger(__name__)
 
 
 # -- grants ------------------------------------------------------------------------------------
@@ -109,6 +118,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 user_id=login.user.id,
                 amr=" ".join(login.methods),
                 auth_time=login.auth_time,
+                family_id=hash_token(code),
             )
         )
         db.session.commit()
@@ -121,9 +131,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 code=code, client_id=client.get_client_id()
             )
         ).scalar_one_or_none()
-        if item is None or item.is_expired():
+        if item is None:
+            revoke_if_code_replayed(code, client.get_client_id())
             return None
-        return item
+        return None if item.is_expired() else item
 
     def delete_authorization_code(self, authorization_code: OAuth2AuthorizationCode) -> None:
         """Nothing to do: :func:`save_token` deleted it in the token's transaction."""
@@ -185,7 +196,7 @@ def user_info(user: User, scope: str) -> UserInfo:
 
 @dataclass(frozen=True)
 class OAuthState:
-    server: AuthorizationServer
+    server: Server
     key: RSAKey
 
 
@@ -202,7 +213,12 @@ def init_oauth(app: Flask) -> None:
     app.config.setdefault("OAUTH2_REFRESH_TOKEN_GENERATOR", True)
     app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", SCOPES)
 
-    server = AuthorizationServer()
+    if not app.config["OAUTH_ISSUER"] and not (app.debug or app.testing):
+        logger.warning(
+            "OAUTH_ISSUER is not set: the issuer of ID tokens and discovery follows each"
+            " request's Host header. Set OAUTH_ISSUER to the server's URL in production."
+        )
+    server = Server()
     server.init_app(app, create_query_client_func(db.session, OAuth2Client), save_token)
     server.register_grant(AuthorizationCodeGrant, [PKCE(required=True), OpenIDConnect()])
     server.register_grant(RefreshTokenGrant)
@@ -306,6 +322,9 @@ def authorize() -> ResponseReturnValue:
     server = _state().server
     login = current_login()
     now = int(two_factor.clock())
+    missing = openid_without_redirect_uri()
+    if missing is not None:
+        return server.handle_error_response(None, missing)
     try:
         grant = server.get_consent_grant(end_user=login.user if login else None)
         fresh_after = fresh_login_after(now, grant.redirect_uri)
@@ -325,7 +344,12 @@ def authorize() -> ResponseReturnValue:
 
 @oauth.post("/oauth/token")
 def issue_token() -> Response:
-    response: Response = _state().server.create_token_response()
+    server = _state().server
+    missing = missing_grant_type()
+    if missing is not None:
+        refused: Response = server.handle_error_response(None, missing)
+        return refused
+    response: Response = server.create_token_response()
     return response
 
 

@@ -14,6 +14,7 @@ Only the JSON login's tokens may manage the second factor: they carry the scope
 
 from __future__ import annotations
 
+from flask import Response
 from flask import current_app
 from flask import jsonify
 from flask import redirect
@@ -24,6 +25,7 @@ from flask_ucloud_2fa import TwoFactor
 
 from .extensions import db
 from .extensions import require_oauth
+from .models import NewTokens
 from .models import Token
 from .models import User
 from .session import log_in
@@ -53,8 +55,16 @@ def finish_login(login: LoginCompleted) -> ResponseReturnValue:
     lifetime = current_app.config["ACCESS_TOKEN_LIFETIME"]
     new = Token.for_login(int(login.user_id), login.methods, login.auth_time, lifetime)
     db.session.add(new.row)  # not committed: the extension commits it with the spent challenge
+    return token_answer(new, lifetime)
+
+
+def token_answer(new: NewTokens, lifetime: int) -> Response:
+    """The JSON login's and refresh's answer, in the shape UCloud's web client reads: it keeps
+    ``accessToken`` and ``csrfToken`` (``setTokens``). No cookie: the refresh token travels in
+    the body only, so a login posted by another site's form logs no browser in."""
     response = jsonify(
         accessToken=new.access_token,
+        csrfToken=new.csrf_token,
         refreshToken=new.refresh_token,
         expiresAt=(new.row.issued_at + lifetime) * 1000,
     )

@@ -14,6 +14,7 @@ console.log(response2.status, await response2.json());
 // 200
 // {
 //     "accessToken": "<ACCESS_TOKEN>",
+//     "csrfToken": "<CSRF_TOKEN>",
 //     "expiresAt": 1800003600000,
 //     "refreshToken": "<REFRESH_TOKEN>"
 // }

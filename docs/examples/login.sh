@@ -22,6 +22,7 @@ curl -XPOST -H 'Content-Type: application/json' "$host/auth/2fa/challenge" -d '{
 # 200
 # {
 #     "accessToken": "<ACCESS_TOKEN>",
+#     "csrfToken": "<CSRF_TOKEN>",
 #     "expiresAt": 1800003600000,
 #     "refreshToken": "<REFRESH_TOKEN>"
 # }

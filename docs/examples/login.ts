@@ -25,6 +25,7 @@ console.log(response3.status, await response3.json());
 // 200
 // {
 //     "accessToken": "<ACCESS_TOKEN>",
+//     "csrfToken": "<CSRF_TOKEN>",
 //     "expiresAt": 1800003600000,
 //     "refreshToken": "<REFRESH_TOKEN>"
 // }

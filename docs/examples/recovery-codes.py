@@ -22,6 +22,7 @@ print(response.status_code, response.json())
 # 200
 # {
 #     "accessToken": "<ACCESS_TOKEN>",
+#     "csrfToken": "<CSRF_TOKEN>",
 #     "expiresAt": 1800003600000,
 #     "refreshToken": "<REFRESH_TOKEN>"
 # }
@@ -69,6 +70,7 @@ print(response.status_code, response.json())
 # 200
 # {
 #     "accessToken": "<ACCESS_TOKEN_2>",
+#     "csrfToken": "<CSRF_TOKEN_2>",
 #     "expiresAt": 1800003600000,
 #     "refreshToken": "<REFRESH_TOKEN_2>"
 # }

@@ -14,6 +14,7 @@ console.log(response2.status, await response2.json());
 // 200
 // {
 //     "accessToken": "<ACCESS_TOKEN>",
+//     "csrfToken": "<CSRF_TOKEN>",
 //     "expiresAt": 1800003600000,
 //     "refreshToken": "<REFRESH_TOKEN>"
 // }
@@ -51,6 +52,7 @@ console.log(response5.status, await response5.json());
 // 200
 // {
 //     "accessToken": "<ACCESS_TOKEN_2>",
+//     "csrfToken": "<CSRF_TOKEN_2>",
 //     "expiresAt": 1800003600000,
 //     "refreshToken": "<REFRESH_TOKEN_2>"
 // }

@@ -11,6 +11,7 @@ print(response.status_code, response.json())
 # 200
 # {
 #     "accessToken": "<ACCESS_TOKEN>",
+#     "csrfToken": "<CSRF_TOKEN>",
 #     "expiresAt": 1800003600000,
 #     "refreshToken": "<REFRESH_TOKEN>"
 # }

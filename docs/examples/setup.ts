@@ -6,6 +6,7 @@ console.log(response1.status, await response1.json());
 // 200
 // {
 //     "accessToken": "<ACCESS_TOKEN>",
+//     "csrfToken": "<CSRF_TOKEN>",
 //     "expiresAt": 1800003600000,
 //     "refreshToken": "<REFRESH_TOKEN>"
 // }

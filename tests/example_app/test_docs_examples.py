@@ -35,6 +35,7 @@ PLACEHOLDER = {
     "challenge": "CHALLENGE_ID",
     "access": "ACCESS_TOKEN",
     "refresh": "REFRESH_TOKEN",
+    "csrf": "CSRF_TOKEN",
     "password": "PASSWORD",
     "recovery": "RECOVERY_CODE",
 }
@@ -108,6 +109,7 @@ class Recorder:
             ("2fa", "challenge"),
             ("accessToken", "access"),
             ("refreshToken", "refresh"),
+            ("csrfToken", "csrf"),
         ):
             if isinstance(data.get(key), str):
                 self.name(data[key], kind)

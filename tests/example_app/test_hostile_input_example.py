@@ -228,7 +228,7 @@ def test_deeply_nested_json_is_400(client: FlaskClient, body: str) -> None:
 def test_json_nested_as_deep_as_allowed_reaches_the_view(client: FlaskClient) -> None:
     response = client.post("/auth/login", data=nested(31), content_type="application/json")
 
-    assert response.json["why"] == "Send a JSON object with username and password."
+    assert response.json["why"] == "Send username and password, as a JSON object or form fields."
 
 
 def test_a_body_over_max_content_length_is_413_in_the_routes_format(client: FlaskClient) -> None:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
 import secrets
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import parse_qs
@@ -15,6 +20,9 @@ from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
 import pytest
+import requests
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
 from authlib.oidc.discovery import OpenIDProviderMetadata
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -26,6 +34,7 @@ from joserfc.jwk import KeySet
 from joserfc.jwk import RSAKey
 from sqlalchemy import select
 from sqlalchemy import update
+from werkzeug.serving import make_server
 
 import example_app
 from example_app import db
@@ -38,6 +47,7 @@ from helpers import FakeClock
 from helpers import cli
 from helpers import code_for
 from helpers import count
+from helpers import free_port
 from helpers import race
 
 if TYPE_CHECKING:
@@ -336,9 +346,6 @@ def test_refresh_token_gives_new_tokens_with_the_same_login(
     assert me.json == {"username": "alice", "amr": ["pwd", "otp"], "authTime": auth_time}
     # The old pair is used up: its access token and its refresh token stop working.
     assert client.get("/api/me", headers=bearer(first["access_token"])).status_code == 401
-    again = refresh(client, first["refresh_token"])
-    assert again.status_code == 400
-    assert again.json["error"] == "invalid_grant"
     assert refresh(client, second["refresh_token"]).status_code == 200
 
 
@@ -936,3 +943,188 @@ def test_of_parallel_refreshes_with_one_token_one_wins(
 
     assert sorted(statuses) == [200] + [400] * (RACERS - 1)
     assert count(app, Token, client_id="demo-client") == 2
+
+
+# -- OAuth 2.0 Security BCP (RFC 9700) and RFC 6749 conformance ---------------------------------
+
+
+@contextmanager
+def served(app: Flask) -> Iterator[str]:
+    """``app`` served over HTTP on a thread, for a real OAuth client library; its base URL."""
+    http = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{http.server_port}"
+    finally:
+        http.shutdown()
+        thread.join(timeout=10)
+
+
+def oauth_session() -> OAuth2Session:
+    return OAuth2Session(
+        "demo-client",
+        redirect_uri=REDIRECT_URI,
+        scope="openid profile",
+        token_endpoint_auth_method="none",
+        code_challenge_method="S256",
+    )
+
+
+def audit_records(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "example_app.audit"]
+
+
+def test_a_replayed_code_revokes_the_tokens_issued_from_it(
+    app: Flask, client: FlaskClient, user: TestUser, caplog: pytest.LogCaptureFixture
+) -> None:
+    log_in(client, user.id, ["pwd"], int(time.time()))
+    verifier, challenge = pkce_pair()
+    code = get_code(client, challenge)
+    oauth = oauth_session()
+    with served(app) as url:
+        token = oauth.fetch_token(f"{url}/oauth/token", code=code, code_verifier=verifier)
+        assert requests.get(f"{url}/api/me", headers=bearer(token["access_token"]), timeout=10).ok
+
+        with pytest.raises(OAuthError) as replay:
+            oauth.fetch_token(f"{url}/oauth/token", code=code, code_verifier=verifier)
+
+        assert replay.value.error == "invalid_grant"
+        me = requests.get(f"{url}/api/me", headers=bearer(token["access_token"]), timeout=10)
+        assert me.status_code == 401
+        with pytest.raises(OAuthError) as refused:
+            oauth.refresh_token(f"{url}/oauth/token", refresh_token=token["refresh_token"])
+        assert refused.value.error == "invalid_grant"
+    assert "authorization code replayed: token family revoked" in audit_records(caplog)
+
+
+def test_a_replayed_refresh_token_revokes_its_whole_family(
+    app: Flask, client: FlaskClient, user: TestUser, caplog: pytest.LogCaptureFixture
+) -> None:
+    log_in(client, user.id, ["pwd"], int(time.time()))
+    first = tokens_for(client)
+    oauth = oauth_session()
+    with served(app) as url:
+        second = oauth.refresh_token(f"{url}/oauth/token", refresh_token=first["refresh_token"])
+        third = oauth.refresh_token(f"{url}/oauth/token", refresh_token=second["refresh_token"])
+        assert requests.get(f"{url}/api/me", headers=bearer(third["access_token"]), timeout=10).ok
+
+        # The first refresh token again: an attacker's copy, or the client's, of a used one.
+        with pytest.raises(OAuthError) as replay:
+            oauth.refresh_token(f"{url}/oauth/token", refresh_token=first["refresh_token"])
+
+        assert replay.value.error == "invalid_grant"
+        me = requests.get(f"{url}/api/me", headers=bearer(third["access_token"]), timeout=10)
+        assert me.status_code == 401
+        with pytest.raises(OAuthError):
+            oauth.refresh_token(f"{url}/oauth/token", refresh_token=third["refresh_token"])
+    assert "refresh token replayed: token family revoked" in audit_records(caplog)
+
+
+def test_a_replay_leaves_other_families_of_the_user_alone(
+    app: Flask, client: FlaskClient, user: TestUser
+) -> None:
+    log_in(client, user.id, ["pwd"], int(time.time()))
+    first, other = tokens_for(client), tokens_for(client)
+    assert refresh(client, first["refresh_token"]).status_code == 200
+
+    assert refresh(client, first["refresh_token"]).json["error"] == "invalid_grant"
+
+    assert client.get("/api/me", headers=bearer(other["access_token"])).status_code == 200
+    assert client.get("/api/me", headers=bearer(user.token)).status_code == 200
+
+
+def test_failed_client_authentication_with_the_authorization_header_is_401(
+    app: Flask, client: FlaskClient
+) -> None:
+    basic = base64.b64encode(b"no-such-client:secret").decode()
+    with served(app) as url:
+        response = requests.post(
+            f"{url}/oauth/token",
+            data={"grant_type": "refresh_token", "refresh_token": "x"},
+            headers={"Authorization": f"Basic {basic}"},
+            timeout=10,
+        )
+
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert response.headers["WWW-Authenticate"].startswith("Basic ")
+
+
+def test_failed_client_authentication_without_the_header_stays_400(client: FlaskClient) -> None:
+    response = client.post(
+        "/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": "x", "client_id": "nobody"},
+    )
+
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_client"
+    assert "WWW-Authenticate" not in response.headers
+
+
+@pytest.mark.parametrize("grant_type", [None, ""], ids=["missing", "empty"])
+def test_a_token_request_without_grant_type_is_an_invalid_request(
+    client: FlaskClient, grant_type: str | None
+) -> None:
+    data = {"code": "x", "client_id": "demo-client", "redirect_uri": REDIRECT_URI}
+    if grant_type is not None:
+        data["grant_type"] = grant_type
+
+    response = client.post("/oauth/token", data=data)
+
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_request"
+
+
+def test_an_openid_request_without_redirect_uri_is_refused_without_a_redirect(
+    app: Flask, client: FlaskClient, user: TestUser
+) -> None:
+    log_in(client, user.id, ["pwd"], int(time.time()))
+    _, challenge = pkce_pair()
+
+    response = client.get(
+        "/oauth/authorize", query_string=authorization_request(challenge, redirect_uri=None)
+    )
+
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert response.json["error"] == "invalid_request"
+    assert count(app, OAuth2AuthorizationCode) == 0
+
+
+def test_an_oauth_request_without_redirect_uri_uses_the_registered_one(
+    client: FlaskClient, user: TestUser
+) -> None:
+    log_in(client, user.id, ["pwd"], int(time.time()))
+    _, challenge = pkce_pair()
+
+    get_code(client, challenge, redirect_uri=None, scope="profile", nonce=None)
+
+
+def issuer_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "example_app.oauth" and "OAUTH_ISSUER" in r.msg]
+
+
+@pytest.mark.parametrize(
+    ("config", "warned"),
+    [
+        ({"TESTING": False}, True),
+        ({"TESTING": False, "OAUTH_ISSUER": "https://auth.example.org"}, False),
+        ({"TESTING": False, "DEBUG": True}, False),
+        ({"TESTING": True}, False),
+    ],
+    ids=["production", "configured", "debug", "testing"],
+)
+def test_an_issuer_that_follows_the_host_header_is_logged_outside_debug(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, config: dict[str, Any], warned: bool
+) -> None:
+    caplog.set_level(logging.WARNING, logger="example_app.oauth")
+
+    app = example_app.create_app(
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/issuer.sqlite", **config},
+        instance_path=str(tmp_path),
+    )
+    with app.app_context():
+        db.engine.dispose()
+
+    assert bool(issuer_warnings(caplog)) is warned
