@@ -10,6 +10,7 @@ import os
 import secrets
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
+from pathlib import Path
 from typing import Any
 
 import pyotp
@@ -41,6 +43,9 @@ from flask_ucloud_2fa import TwoFactor
 from flask_ucloud_2fa.store import hash_challenge_id
 
 from integrator import integrator_of
+
+#: The repository, where server processes of the tests start.
+REPO = Path(__file__).resolve().parent.parent
 
 IN_CI = os.environ.get("CI") == "true"
 #: A cheap password hash: scrypt would cost 0.3 s per user and login.
@@ -81,6 +86,37 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
         except requests.RequestException:
             time.sleep(0.1)
     raise AssertionError(f"{url} did not come up")
+
+
+@contextmanager
+def integrator_server(
+    local_app: Flask, instance_path: str, *gunicorn_options: str, **config: Any
+) -> Iterator[str]:
+    """Gunicorn serving the integrator app on ``local_app``'s database, with its encryption
+    keys and ``config`` (``UCLOUD_2FA_...`` keys); its base URL. Stopped at the end."""
+    environment = {
+        **os.environ,
+        "FLASK_SQLALCHEMY_DATABASE_URI": local_app.config["SQLALCHEMY_DATABASE_URI"],
+        "FLASK_SECRET_KEY": secrets.token_urlsafe(32),
+        "FLASK_UCLOUD_2FA_ENCRYPTION_KEYS": ",".join(
+            local_app.config["UCLOUD_2FA_ENCRYPTION_KEYS"]
+        ),
+        "INTEGRATOR_INSTANCE_PATH": instance_path,
+        **{f"FLASK_{key}": str(value) for key, value in config.items()},
+    }
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", *gunicorn_options, f"--bind=127.0.0.1:{port}",
+         "--pythonpath=tests", "integrator:create_app_from_env()"],
+        cwd=REPO, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 # -- time and codes ----------------------------------------------------------------------------

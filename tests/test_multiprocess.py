@@ -6,14 +6,12 @@ at once, must behave exactly as one process would.
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +23,9 @@ from werkzeug.security import generate_password_hash
 
 from helpers import FAST_HASH
 from helpers import failures_of
-from helpers import free_port
-from helpers import wait_until_serving
+from helpers import integrator_server
 from integrator import integrator_of
 
-REPO = Path(__file__).resolve().parent.parent
 MakeApp = Callable[..., Flask]
 
 
@@ -43,44 +39,13 @@ def local_app(make_pg_app: MakeApp) -> Flask:
 
 
 @pytest.fixture
-def servers(postgresql_url: str, local_app: Flask, tmp_path: Path) -> Iterator[list[str]]:
+def servers(local_app: Flask, tmp_path: Path) -> Iterator[list[str]]:
     """Two gunicorn processes of the integrator app on one database; their base URLs."""
-    config = {
-        "FLASK_SQLALCHEMY_DATABASE_URI": postgresql_url,
-        "FLASK_SECRET_KEY": secrets.token_urlsafe(32),
-        "FLASK_UCLOUD_2FA_ENCRYPTION_KEYS": ",".join(
-            local_app.config["UCLOUD_2FA_ENCRYPTION_KEYS"]
-        ),
-        "INTEGRATOR_INSTANCE_PATH": str(tmp_path),
-    }
-    processes, urls = [], []
-    try:
-        for _ in range(2):
-            port = free_port()
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "--workers=1",
-                    f"--bind=127.0.0.1:{port}",
-                    "--pythonpath=tests",
-                    "integrator:create_app_from_env()",
-                ],
-                cwd=REPO,
-                env={**os.environ, **config},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            processes.append(process)
-            urls.append(f"http://127.0.0.1:{port}")
-        for url, process in zip(urls, processes, strict=True):
-            wait_until_serving(url, process)
-        yield urls
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=10)
+    with ExitStack() as stack:
+        yield [
+            stack.enter_context(integrator_server(local_app, str(tmp_path), "--workers=1"))
+            for _ in range(2)
+        ]
 
 
 @dataclass

@@ -9,10 +9,6 @@ and every other answer is refused unchecked.
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,13 +29,11 @@ from helpers import answer
 from helpers import code_for
 from helpers import connect
 from helpers import failures_of
-from helpers import free_port
+from helpers import integrator_server
 from helpers import login_challenge
 from helpers import race
-from helpers import wait_until_serving
 from helpers import wrong_code
 
-REPO = Path(__file__).resolve().parent.parent
 BURST = 24
 
 #: Three unforgiven failures lock out for an hour; no back-off, no challenge limit in the way.
@@ -78,26 +72,26 @@ def _tally(outcomes: list[Any]) -> dict[tuple[int, str], int]:
     return tally
 
 
-def test_parallel_wrong_answers_check_no_more_codes_than_the_lockout_budget(
-    make_app: Callable[..., Flask], clock: FakeClock
+@pytest.mark.parametrize(
+    ("config", "checked", "refusal"),
+    [
+        pytest.param(BUDGET_OF_THREE, 3, "LOCKED_OUT", id="lockout-budget"),
+        pytest.param(BACKOFF_AFTER_TWO, 2, "TOO_MANY_ATTEMPTS", id="back-off"),
+    ],
+)
+def test_parallel_wrong_answers_check_no_more_codes_than_one_client_would(
+    make_app: Callable[..., Flask],
+    clock: FakeClock,
+    config: dict[str, int],
+    checked: int,
+    refusal: str,
 ) -> None:
-    app = make_app(BUDGET_OF_THREE)
+    app = make_app(config)
 
     outcomes, user_id = _burst(app, clock)
 
-    assert _tally(outcomes) == {(403, "INVALID_CODE"): 3, (429, "LOCKED_OUT"): BURST - 3}
-    assert failures_of(app, user_id) == 3
-
-
-def test_parallel_wrong_answers_back_off_as_one_client_would(
-    make_app: Callable[..., Flask], clock: FakeClock
-) -> None:
-    app = make_app(BACKOFF_AFTER_TWO)
-
-    outcomes, user_id = _burst(app, clock)
-
-    assert _tally(outcomes) == {(403, "INVALID_CODE"): 2, (429, "TOO_MANY_ATTEMPTS"): BURST - 2}
-    assert failures_of(app, user_id) == 2
+    assert _tally(outcomes) == {(403, "INVALID_CODE"): checked, (429, refusal): BURST - checked}
+    assert failures_of(app, user_id) == checked
 
 
 # -- several server processes ---------------------------------------------------------------
@@ -109,27 +103,9 @@ def server(make_app: Callable[..., Flask], tmp_path: Path) -> Iterator[tuple[str
     or PostgreSQL), with a lock-out budget of three; its URL and an app on the same database in
     this process, to seed and read it."""
     local = make_app(BUDGET_OF_THREE)  # creates the tables before the workers start
-    environment = {
-        **os.environ,
-        "FLASK_SQLALCHEMY_DATABASE_URI": local.config["SQLALCHEMY_DATABASE_URI"],
-        "FLASK_SECRET_KEY": secrets.token_urlsafe(32),
-        "FLASK_UCLOUD_2FA_ENCRYPTION_KEYS": ",".join(local.config["UCLOUD_2FA_ENCRYPTION_KEYS"]),
-        "INTEGRATOR_INSTANCE_PATH": str(tmp_path),
-        **{f"FLASK_{key}": str(value) for key, value in BUDGET_OF_THREE.items()},
-    }
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers=2", "--threads=4", "--worker-class=gthread",
-         f"--bind=127.0.0.1:{port}", "--pythonpath=tests", "integrator:create_app_from_env()"],
-        cwd=REPO, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url, process)
+    options = ("--workers=2", "--threads=4", "--worker-class=gthread")
+    with integrator_server(local, str(tmp_path), *options, **BUDGET_OF_THREE) as url:
         yield url, local
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_parallel_wrong_answers_on_several_processes_check_no_more_codes_than_the_budget(
