@@ -9,15 +9,25 @@ PORT ?= 5000
 
 install: $(VENV)/.installed
 
-# Rebuilt only when the package metadata changes, so `make test` twice installs once.
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.10 or newer is needed; run make PYTHON=python3.x" if sys.version_info < (3, 10) else 0)'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Everything for the tests, docs and linters (the dev extra). Rebuilt only when the package
+# metadata changes, so `make test` twice installs once. The dev extra holds the demo's packages
+# too, so it stands for the demo's install as well.
+$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.demo-installed
+
+# Only what the demo runs: the runtime dependencies and the demo extra, no development tool.
+$(VENV)/.demo-installed: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
 	touch $@
 
-demo: install
+# HOST and PORT choose where it listens (on macOS the AirPlay Receiver takes port 5000).
+demo: $(VENV)/.demo-installed
 	$(BIN)/python -m example_app.demo --host $(HOST) --port $(PORT)
 
 test: install

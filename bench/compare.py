@@ -1,4 +1,4 @@
-"""Issue 5's side-by-side comparison: our 2FA routes against Flask-Security-Too's two-factor.
+"""The side-by-side comparison: our 2FA routes against Flask-Security-Too's two-factor.
 
 Run it with ``.venv/bin/python bench/compare.py [--quick] [--output PATH] [--profile]`` (about
 30 s, 10 s with ``--quick``) after installing Flask-Security-Too and ``qrcode``; when they are
@@ -328,7 +328,7 @@ class Pairing:
 
     theirs: str  # the key of Flask-Security-Too's case
     ours: str  # the key of our case
-    targeted: bool  # whether issue 5's >= 10x target applies to this row
+    targeted: bool  # whether the >= 10x target applies to this row
     comparison: str  # what is compared, and whether it is like for like
 
 

@@ -1,4 +1,4 @@
-"""The HTTP load benchmark of issue 5: status throughput against the bare protected route.
+"""The HTTP load benchmark: status throughput against the bare protected route.
 
 Run it with ``make bench`` or ``.venv/bin/python bench/load.py [--quick] [--output PATH]``
 (about 70 s, 15 s with ``--quick``). It needs ``wrk`` (``apt-get install wrk``).
@@ -26,7 +26,7 @@ Beside each rate, where there is a ``/proc`` (Linux), the CPU time gunicorn's pr
 per request in the same rounds, and how many cores they had. The workers are CPU-bound, so the
 rate is about those cores over that CPU time; the CPU time is the steadier figure of the two
 on a shared machine (the rate moves with whatever else runs), and its ratio a cross-check of
-the target's. The target itself is the issue's: the ratio of the rates.
+the target's. The target itself is the ratio of the rates.
 
 Every request goes through TCP and gunicorn's HTTP parser (a sync worker closes the connection
 after each response, so each request is a new connection too): the fixed cost of a request is

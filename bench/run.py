@@ -4,7 +4,7 @@ Run it with ``make bench`` or ``.venv/bin/python bench/run.py [--quick]``. It bu
 app on a temporary SQLite file, adds a bare JSON route and the same route behind the app's
 Authlib ``ResourceProtector``, and times each route through Flask's test client: many calls per
 round, several rounds, the median round reported. Every figure is printed as a ratio to the
-protected route measured in the same run, with the issue's target, and written to
+protected route measured in the same run, with its target, and written to
 ``bench/results.json``. It only reports: a missed target never makes it fail.
 """
 

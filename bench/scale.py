@@ -1,4 +1,4 @@
-"""Issue 5's scale benchmark: status and answer at a million users in PostgreSQL.
+"""The scale benchmark: status and answer at a million users in PostgreSQL.
 
 Run it with ``.venv/bin/python bench/scale.py [--quick] [--users N] [--output PATH]`` (about
 3 minutes, half a minute of it the fill; ``--quick``, with 100,000 users and fewer calls, about

@@ -2,10 +2,11 @@
 
 Each test performs one flow and compares it with its recording in ``docs/examples/``: the
 request/response pairs (``<flow>.json``) and the same flow written as curl, Python (requests) and
-TypeScript (fetch) (``<flow>.sh``, ``<flow>.py``, ``<flow>.ts``), which the page includes.
-Secrets, challenge ids, tokens, codes and QR images are replaced by placeholders, so a recording
-changes only when a route's answer does. Set ``UCLOUD_2FA_RECORD_EXAMPLES=1`` to rewrite the
-recordings after a deliberate change, then review the diff of ``docs/examples/``.
+TypeScript (fetch) (``<flow>.sh``, ``<flow>.py``, ``<flow>.ts``), which the page shows as copies
+(``test_user_facing_files.py`` keeps them equal). Secrets, challenge ids, tokens, codes and QR
+images are replaced by placeholders, so a recording changes only when a route's answer does. Set
+``UCLOUD_2FA_RECORD_EXAMPLES=1`` to rewrite the recordings and their copies in ``docs/api.rst``
+after a deliberate change, then review the diff of ``docs/``.
 """
 
 from __future__ import annotations
