@@ -34,13 +34,16 @@ test: install
 	$(BIN)/python -m pytest
 
 # The performance figures of docs/performance.rst, each script adding its section to
-# bench/results.json: in process, over HTTP, at a million users, beside Flask-Security-Too.
-# BENCH_ARGS=--quick runs them all in about a minute. PostgreSQL and wrk are used when present.
+# bench/results.json: in process, over HTTP, at a million users, beside Flask-Security-Too, and
+# under sustained mixed load on PostgreSQL with 4 workers.
+# BENCH_ARGS=--quick runs them all in about two minutes. PostgreSQL and wrk are used when
+# present; the mixed load needs PostgreSQL.
 bench: install $(VENV)/.bench-installed
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/load.py $(BENCH_ARGS)
 	$(BIN)/python bench/scale.py $(BENCH_ARGS)
 	$(BIN)/python bench/compare.py $(BENCH_ARGS)
+	$(BIN)/python bench/mixed.py $(BENCH_ARGS)
 
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
