@@ -3,21 +3,35 @@
 ``.ci/package`` runs it with that venv's Python from an empty temporary directory, so nothing of
 the source tree can be imported by accident. It checks what a stranger who runs
 ``pip install Flask-UCloud-2FA`` gets: the package and its license, a version that matches the
-metadata, its templates and ``openapi.json``, and no development tool.
+metadata, its templates, ``openapi.json`` and compiled catalogues, and no development tool.
+
+Run once in the venv of the wheel alone, where pages and errors are English whatever the
+request's ``Accept-Language``, and once more after the ``babel`` extra is installed there, where
+they are Danish and German.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import sys
 import sysconfig
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 DISTRIBUTION = "Flask-UCloud-2FA"
 #: Tools that must never come with the package, besides everything its dev extra lists.
 DEVELOPMENT_TOOLS = {"pytest", "sphinx", "playwright", "mypy", "ruff", "hypothesis", "bandit"}
 NOW = 1_800_000_005.0
+#: The languages of the catalogues the wheel ships, and what the challenge page and a JSON error
+#: say in each (with the babel extra): the page's button, and the ``why`` of a body that is not
+#: a JSON object.
+LANGUAGES = {
+    "en": ("Verify", "The body must be a JSON object."),
+    "da": ("Bekræft", "Indholdet skal være et JSON-objekt."),
+    "de": ("Bestätigen", "Der Inhalt muss ein JSON-Objekt sein."),
+}
 
 
 def canonical(name: str) -> str:
@@ -39,6 +53,18 @@ def check_installed_from_the_wheel() -> None:
     text = license_files[0].read_text()
     assert "BSD 3-Clause" in text and "The Flask-UCloud-2FA contributors" in text, text[:200]
     print(f"smoke: {DISTRIBUTION} {version} from {location.parent}")
+
+
+def check_catalogues_shipped() -> None:
+    """The wheel holds the compiled catalogues (the build compiles them), not their sources."""
+    from importlib import resources
+
+    translations = resources.files("flask_ucloud_2fa") / "translations"
+    for language in sorted(set(LANGUAGES) - {"en"}):
+        folder = translations / language / "LC_MESSAGES"
+        assert (folder / "flask_ucloud_2fa.mo").is_file(), f"the wheel has no {language} catalogue"
+        assert not (folder / "flask_ucloud_2fa.po").is_file(), "the wheel holds a .po file"
+    print(f"smoke: compiled catalogues for {', '.join(sorted(set(LANGUAGES) - {'en'}))}")
 
 
 def extra(name: str) -> set[str]:
@@ -120,6 +146,7 @@ def check_an_app_runs() -> None:
     challenge_id = re.search(r'name="challengeId" value="([^"]+)"', html)
     csrf_token = re.search(r'name="csrfToken" value="([^"]+)"', html)
     assert challenge_id and csrf_token, html
+    check_languages(client, redirect.headers["Location"])
 
     now[0] += 30
     answer = client.post(
@@ -135,8 +162,28 @@ def check_an_app_runs() -> None:
     print("smoke: setup, challenge page, login and openapi.json work on SQLite")
 
 
+def check_languages(client: Any, challenge_page: str) -> None:
+    """With Flask-Babel (the babel extra), the challenge page and the JSON errors are in the
+    language the request accepts; without it, English. ``errorCode`` is the same in both."""
+    translated = importlib.util.find_spec("flask_babel") is not None
+    for language in LANGUAGES:
+        expected = language if translated else "en"
+        button, why = LANGUAGES[expected]
+        headers = {"Accept": "text/html", "Accept-Language": language}
+        html = client.get(challenge_page, headers=headers).get_data(as_text=True)
+        assert f'<html lang="{expected}">' in html, html[:200]
+        assert f'<button type="submit">{button}</button>' in html, html
+        error = client.post("/auth/2fa/challenge", data="[]", headers=headers)
+        assert error.status_code == 400, error.status_code
+        assert error.json["errorCode"] == "BAD_REQUEST", error.json
+        assert error.json["why"] == why, error.json
+    said = "in Danish and German" if translated else "in English only (no Flask-Babel)"
+    print(f"smoke: the challenge page and the JSON errors {said}")
+
+
 def main() -> None:
     check_installed_from_the_wheel()
+    check_catalogues_shipped()
     check_no_development_tool()
     check_an_app_runs()
     print("smoke: passed")

@@ -84,6 +84,7 @@ from werkzeug.test import TestResponse
 
 import example_app
 from example_app import db
+from example_app.models import hash_token
 from example_app.ucloud_2fa import finish_login
 
 DATABASE_URL_VARIABLE = "UCLOUD_2FA_BENCH_DATABASE_URL"
@@ -223,11 +224,12 @@ class Filler:
 
     def token_lines(self) -> Iterator[str]:
         issued, offset = int(time.time()), self.ids["token"] - self.ids['"user"']
+        # As the app stores them: hashed, each a login of its own (a token family of its own).
         for user in self.users:
             yield (
                 f"{user + offset}\t{user}\tpwd\t{issued}\texample-app\tBearer\t"
-                f"{self.scale.access_token(user)}\t{secrets.token_urlsafe(48)}\t\t{issued}\t0\t0"
-                f"\t{TOKEN_LIFETIME}\n"
+                f"{hash_token(self.scale.access_token(user))}\t{hash_token(secrets.token_urlsafe(48))}\t\t{issued}\t0\t0"
+                f"\t{TOKEN_LIFETIME}\t{secrets.token_hex(16)}\n"
             )
 
     def credential_lines(self) -> Iterator[str]:
@@ -275,7 +277,7 @@ class Filler:
                 "tokens",
                 "token (id, user_id, amr, auth_time, client_id, token_type, access_token,"
                 " refresh_token, scope, issued_at, access_token_revoked_at,"
-                " refresh_token_revoked_at, expires_in)",
+                " refresh_token_revoked_at, expires_in, family_id)",
                 self.token_lines(),
             ),
             (

@@ -4,7 +4,7 @@ Run it with ``flask --app example_app run`` after ``flask --app example_app crea
 ``... set-password NAME`` changes a password and ends that user's logins.
 The 2FA wiring is :mod:`example_app.ucloud_2fa`; the browser session, :mod:`example_app.session`;
 the tokens, :mod:`example_app.tokens`; ending logins, :mod:`example_app.revocation`; hostile
-input, :mod:`example_app.input_checks`.
+input, :mod:`example_app.input_checks`; mailing users about their 2FA, :mod:`example_app.notices`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from flask import current_app
 from sqlalchemy import event
+from sqlalchemy import make_url
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
 
 from .auth import auth
 from .cli import create_user
@@ -26,13 +28,16 @@ from .cli import delete_user
 from .cli import set_password
 from .extensions import db
 from .extensions import require_oauth
+from .i18n import init_i18n
 from .input_checks import init_input_checks
 from .instance import instance_key
 from .models import FIRST_PARTY_SCOPE
+from .notices import init_notices
 from .oauth import init_oauth
 from .oauth import oauth
 from .oauth import register_demo_client
 from .pages import pages
+from .remembered import remembered
 from .revocation import connect_signals
 from .session import login_manager
 from .tokens import HashedBearerTokenValidator
@@ -63,8 +68,14 @@ def create_app(
         REFRESH_TOKEN_LIFETIME=30 * 24 * 3600,  # seconds from each refresh token's issue
         # Only the app's own login tokens manage the second factor (see .ucloud_2fa).
         UCLOUD_2FA_MANAGEMENT_SCOPE=FIRST_PARTY_SCOPE,
+        # "Remember this browser" on the challenge page: its logins skip the code for 30 days
+        # (the settings page lists and forgets them; see docs/security.rst for the trade-off).
+        UCLOUD_2FA_REMEMBER_DAYS=30,
         # No body of this app comes near it; bigger ones are a 413, not read.
         MAX_CONTENT_LENGTH=64 * 1024,
+        # The database URL is a pooler in transaction mode (pgbouncer's pool_mode=transaction):
+        # FLASK_DATABASE_TRANSACTION_POOLING=true. See _engine_options.
+        DATABASE_TRANSACTION_POOLING=False,
     )
     if not os.environ.get("FLASK_SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_key(app, "secret_key", secrets.token_urlsafe)
@@ -76,6 +87,7 @@ def create_app(
     app.config.from_prefixed_env()
     if test_config is not None:
         app.config.from_mapping(test_config)
+    _engine_options(app)
 
     db.init_app(app)
     with app.app_context():
@@ -84,19 +96,31 @@ def create_app(
             event.listen(db.engine, "connect", _tune_sqlite)
     require_oauth.register_token_validator(HashedBearerTokenValidator())
     login_manager.init_app(app)
+    init_i18n(app)
     two_factor.init_app(app)
     connect_signals(app)
+    init_notices(app)  # mails users on their 2FA's events (MAIL_* settings)
     init_oauth(app)
     init_input_checks(app)
     app.register_blueprint(auth)
     app.register_blueprint(pages)
+    app.register_blueprint(remembered)
     app.register_blueprint(oauth)
     app.cli.add_command(create_user)
     app.cli.add_command(delete_user)
     app.cli.add_command(set_password)
 
     with app.app_context():
-        init_database()
+        try:
+            init_database()
+        except OperationalError as error:
+            # A worker that starts while the database is down (one replaced during an outage)
+            # must start all the same: gunicorn stops altogether when a worker fails to boot.
+            # It answers 503 until the database is back; the next start creates what is missing.
+            app.logger.warning(
+                "The database is unavailable, so its tables were not checked: %s",
+                type(error.orig).__name__,
+            )
     return app
 
 
@@ -105,6 +129,28 @@ def init_database() -> None:
     client; in an app context."""
     db.create_all()
     register_demo_client(current_app.config["OAUTH_DEMO_REDIRECT_URIS"])
+
+
+def _engine_options(app: Flask) -> None:
+    """The engine options of a production PostgreSQL, added to ``SQLALCHEMY_ENGINE_OPTIONS``
+    (which wins where it sets the same).
+
+    ``pool_pre_ping``: a connection is checked (``SELECT 1``) as it leaves the pool, so the
+    connections of a database that restarted are replaced there, by every worker, instead of
+    failing a request each (a 503, as any request during the outage).
+
+    ``DATABASE_TRANSACTION_POOLING``: behind pgbouncer in transaction mode, each transaction
+    may run on another server connection, but psycopg prepares a statement on the server
+    connection it ran on, from its fifth run: the next transaction then finds it missing, or
+    another client's of the same name (``prepared statement "_pg3_0" does not exist``). With
+    ``prepare_threshold=None`` psycopg prepares nothing.
+    """
+    if make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name() != "postgresql":
+        return
+    options = {"pool_pre_ping": True, **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})}
+    if app.config["DATABASE_TRANSACTION_POOLING"]:
+        options["connect_args"] = {"prepare_threshold": None, **options.get("connect_args", {})}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
 def _create_private_file(url: URL) -> None:

@@ -34,8 +34,8 @@ from flask_ucloud_2fa import second_factor_required
 from .extensions import require_oauth
 from .models import FIRST_PARTY_CLIENT_ID
 from .models import Token
-from .models import User
 from .models import hash_token
+from .passwords import authenticate
 from .tokens import by_refresh_token
 from .tokens import rotate
 from .ucloud_2fa import token_answer
@@ -100,7 +100,7 @@ def login() -> ResponseReturnValue:
     if credentials is None:
         why = "Send username and password, as a JSON object or form fields."
         return error_response(InvalidRequest(why))
-    user = User.authenticate(*credentials)
+    user = authenticate(*credentials)  # TooManyAttempts answers 429 with Retry-After
     if user is None:
         return error_response(InvalidCredentials())
     # The first factor passed: the extension decides whether a second one is needed.

@@ -8,18 +8,34 @@ from flask.cli import with_appcontext
 
 from .extensions import db
 from .models import User
+from .notices import email_address
 from .revocation import end_logins
+from .ucloud_2fa import two_factor
+
+
+def _email(_context: click.Context, _parameter: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return email_address(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
 
 
 @click.command("create-user")
 @click.argument("username")
 @click.password_option(help="The password; asked for (twice) when left out.")
+@click.option(
+    "--email",
+    callback=_email,
+    help="Where the user's security notices go (2FA turned on or off, ...); none without it.",
+)
 @with_appcontext
-def create_user(username: str, password: str) -> None:
+def create_user(username: str, password: str, email: str | None) -> None:
     """Create a user who can log in with USERNAME and the password."""
     if User.by_username(username) is not None:
         raise click.ClickException(f"User {username!r} already exists.")
-    user = User(username=username)
+    user = User(username=username, email=email)
     user.set_password(password)
     db.session.add(user)
     db.session.commit()
@@ -32,12 +48,14 @@ def create_user(username: str, password: str) -> None:
 @with_appcontext
 def set_password(username: str, password: str) -> None:
     """Change USERNAME's password, and end every login made with the old one: their tokens
-    are revoked and their browser sessions end."""
+    are revoked, their browser sessions end and their remembered browsers ask for a code
+    again."""
     user = User.by_username(username)
     if user is None:
         raise click.ClickException(f"There is no user {username!r}.")
     user.set_password(password)
     end_logins(user.id)  # commits the new password with the revocation
+    two_factor.forget_browsers(user.id)
     click.echo(f"Changed the password of {username!r}; their logins have ended.")
 
 

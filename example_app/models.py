@@ -50,6 +50,8 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     #: Bumped to end every browser session of the user: a session records the generation it
     #: was made in, and one from an earlier generation is refused (see :mod:`.session`).
     session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: Where the security notices go (:mod:`.notices`); users without one get none.
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)

@@ -30,6 +30,9 @@ from flask import request
 from flask import session
 from flask import url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 from flask_login import login_required
 
@@ -38,9 +41,12 @@ from flask_ucloud_2fa import ChallengeNotFound
 from flask_ucloud_2fa import InvalidCode
 from flask_ucloud_2fa import TooManyAttempts
 from flask_ucloud_2fa import TwoFactorError
+from flask_ucloud_2fa import localized_why
 from flask_ucloud_2fa import proof_from_form
 
-from .models import User
+from .enrolment import clock_drift_hint
+from .enrolment import recovery_codes_page
+from .passwords import authenticate
 from .session import current_login
 from .session import local_path
 from .session import log_out
@@ -91,8 +97,10 @@ def csrf_problem() -> Response | None:
     ):
         return None
     return error_page(
-        "This form has expired or did not come from this site. Go back, reload the page and"
-        " try again.",
+        _(
+            "This form has expired or did not come from this site. Go back, reload the page"
+            " and try again."
+        ),
         400,
     )
 
@@ -137,25 +145,38 @@ def login() -> ResponseReturnValue:
     username = request.form.get("username", "")
     password = request.form.get("password", "")
     if not username or not password:
-        return _login_page(next_url, username, "Enter your username and password.", 400)
-    user = User.authenticate(username, password)
+        return _login_page(next_url, username, _("Enter your username and password."), 400)
+    try:
+        user = authenticate(username, password)
+    except TooManyAttempts as refused:
+        response = _login_page(next_url, username, localized_why(refused), 429)
+        response.headers["Retry-After"] = str(refused.retry_after)
+        return response
     if user is None:
-        return _login_page(next_url, username, "Incorrect username or password.", 401)
+        return _login_page(next_url, username, _("Incorrect username or password."), 401)
     if current_user.is_authenticated and current_user.id != user.id:
         # Whoever was logged in before is not any more, also while the second factor is
         # pending. (The CSRF token stays, so the login form still works after going back.)
         # The same user logging in again keeps the session until the new login replaces it.
         log_out()
     return two_factor.login(
-        user.id, state={"browser": True, "next": next_url or url_for("pages.settings")}
+        user.id,
+        state={"browser": True, "next": next_url or url_for("pages.settings")},
+        # Asked to log in again (to use the second factor): a remembered browser asks too.
+        ignore_remembered=_logging_in_again(),
     )
+
+
+def _logging_in_again() -> bool:
+    """Whether the login form was asked for with ``prompt=login`` (its form carries it)."""
+    return (request.form.get("prompt") or request.args.get("prompt")) == "login"
 
 
 @pages.post("/logout")
 def logout() -> ResponseReturnValue:
     log_out()
     session.clear()
-    flash("You are logged out.", "notice")
+    flash(_("You are logged out."), "notice")
     return redirect(url_for("pages.login"))
 
 
@@ -175,7 +196,7 @@ def setup() -> ResponseReturnValue:
     try:
         created = two_factor.start_setup(current_user.id, current_user.username)
     except AlreadyConnected:
-        return _settings_page("Two-factor authentication is already connected.", 409)
+        return _settings_page(_("Two-factor authentication is already connected."), 409)
     return _setup_page(
         created.challenge_id,
         qr_code=created.qr_code_b64_data,
@@ -187,7 +208,8 @@ def setup() -> ResponseReturnValue:
 @pages.post("/settings/2fa/confirm")
 @login_required
 def confirm_setup() -> ResponseReturnValue:
-    """Confirm a setup with the first code of the app; then 2FA is connected."""
+    """Confirm a setup with the first code of the app; then 2FA is connected, and the first
+    recovery codes are shown, once. A code of a phone whose clock is off says so."""
     challenge_id = request.form.get("challengeId", "")
     if not 0 < len(challenge_id) <= MAX_CHALLENGE_ID_LENGTH:
         return _settings_page(_START_AGAIN, 404)
@@ -195,23 +217,27 @@ def confirm_setup() -> ResponseReturnValue:
     if proof is None or proof.code is None:  # a setup is confirmed with the app's code
         return _setup_page(challenge_id, problem=_ENTER_SIX_DIGITS, status=400)
     try:
-        two_factor.confirm_setup(challenge_id, proof, user_id=current_user.id)
+        codes = two_factor.confirm_setup(challenge_id, proof, user_id=current_user.id)
     except InvalidCode as wrong:
+        drift = clock_drift_hint(wrong.clock_drift_seconds)
         if wrong.remaining_attempts == 0:
-            return _settings_page(
-                "That code is not right, and this setup has no attempts left. Start again.", 403
+            problem = _(
+                "That code is not right, and this setup has no attempts left. Start again."
             )
-        return _setup_page(challenge_id, problem=_wrong_code(wrong.remaining_attempts), status=403)
+            return _settings_page(" ".join(filter(None, [problem, drift])), 403)
+        problem = " ".join(filter(None, [_wrong_code(wrong.remaining_attempts), drift]))
+        return _setup_page(challenge_id, problem=problem, status=403)
     except TooManyAttempts as blocked:
         return _setup_page(
             challenge_id, problem=_blocked(blocked), status=429, headers=_retry_after(blocked)
         )
-    except ChallengeNotFound:
-        return _settings_page(_START_AGAIN, 404)
+    except ChallengeNotFound:  # also the form sent again by a reload of the codes' page
+        connected = two_factor.is_connected(current_user.id)
+        return _settings_page(_CODES_SHOWN_ONCE if connected else _START_AGAIN, 404)
     except TwoFactorError as error:
-        return _setup_page(challenge_id, problem=error.why, status=error.status_code)
-    flash("Two-factor authentication is connected.", "notice")
-    return redirect(url_for("pages.settings"))
+        return _setup_page(challenge_id, problem=localized_why(error), status=error.status_code)
+    flash(_("Two-factor authentication is connected."), "notice")
+    return _html(recovery_codes_page(codes, current_user.username, at_setup=True), 200)
 
 
 @pages.post("/settings/2fa/recovery-codes")
@@ -228,7 +254,7 @@ def recovery_codes() -> ResponseReturnValue:
         codes = two_factor.regenerate_recovery_codes(current_user.id, proof)
     except TwoFactorError as error:
         return _proof_refused(error)
-    return render_template("recovery_codes.html", codes=codes)
+    return recovery_codes_page(codes, current_user.username, at_setup=False)
 
 
 @pages.post("/settings/2fa/disable")
@@ -245,7 +271,7 @@ def disable() -> ResponseReturnValue:
         two_factor.disable(current_user.id, proof)
     except TwoFactorError as error:
         return _proof_refused(error)
-    flash("Two-factor authentication is off.", "notice")
+    flash(_("Two-factor authentication is off."), "notice")
     return redirect(url_for("pages.settings"))
 
 
@@ -258,12 +284,18 @@ def _second_factor_missing() -> bool:
 
 # -- answers -----------------------------------------------------------------------------------
 
-_WRONG_CODE = "That code is not right. Try the code your app shows now"
-_START_AGAIN = "This setup has expired or was replaced by a newer one. Start again."
-_ENTER_SIX_DIGITS = "Enter the six digits your authenticator app shows."
-_ENTER_PROOF = "Enter the six digits your authenticator app shows, or one of your recovery codes."
-_LOG_IN_AGAIN = "Enter your password again to continue."
-_USE_THE_SECOND_FACTOR = (
+# Translated when shown, in the language of the request (Flask-Babel's lazy strings).
+_START_AGAIN = _l("This setup has expired or was replaced by a newer one. Start again.")
+_CODES_SHOWN_ONCE = _l(
+    "Two-factor authentication is already connected, and recovery codes are shown only once."
+    " If you did not save them, make new ones."
+)
+_ENTER_SIX_DIGITS = _l("Enter the six digits your authenticator app shows.")
+_ENTER_PROOF = _l(
+    "Enter the six digits your authenticator app shows, or one of your recovery codes."
+)
+_LOG_IN_AGAIN = _l("Enter your password again to continue.")
+_USE_THE_SECOND_FACTOR = _l(
     "This session was not logged in with a code from your authenticator app. Log in again"
     " with a code to make new recovery codes or to turn two-factor authentication off."
 )
@@ -271,15 +303,21 @@ _USE_THE_SECOND_FACTOR = (
 
 def _wrong_code(remaining: int | None) -> str:
     if remaining is None:
-        return f"{_WRONG_CODE}."
-    attempts = "attempt" if remaining == 1 else "attempts"
-    return f"{_WRONG_CODE} ({remaining} {attempts} left)."
+        return _("That code is not right. Try the code your app shows now.")
+    return ngettext(
+        "That code is not right. Try the code your app shows now (%(num)d attempt left).",
+        "That code is not right. Try the code your app shows now (%(num)d attempts left).",
+        remaining,
+    )
 
 
 def _blocked(error: TooManyAttempts) -> str:
     if error.error_code == "LOCKED_OUT":
-        return error.why
-    return f"Too many wrong codes. Wait {error.retry_after} seconds, then try again."
+        return localized_why(error)
+    return _(
+        "Too many wrong codes. Wait %(seconds)s seconds, then try again.",
+        seconds=error.retry_after,
+    )
 
 
 def _retry_after(error: TwoFactorError) -> dict[str, str]:
@@ -292,11 +330,11 @@ def _retry_after(error: TwoFactorError) -> dict[str, str]:
 def _proof_refused(error: TwoFactorError) -> Response:
     """The settings page again, saying why a second-factor proof was refused."""
     if isinstance(error, InvalidCode):
-        why = "That code is not right. Try the code your app shows now, or a recovery code."
+        why = _("That code is not right. Try the code your app shows now, or a recovery code.")
     elif isinstance(error, TooManyAttempts):
         why = _blocked(error)
     else:
-        why = error.why
+        why = localized_why(error)
     return _settings_page(why, error.status_code, _retry_after(error))
 
 
@@ -319,7 +357,12 @@ def _login_page(
 ) -> Response:
     return _html(
         render_template(
-            "login.html", next_url=next_url, username=username, problem=problem, notice=notice
+            "login.html",
+            next_url=next_url,
+            username=username,
+            problem=problem,
+            notice=notice,
+            prompt="login" if _logging_in_again() else None,
         ),
         status,
     )

@@ -19,10 +19,12 @@ from werkzeug.wrappers import Response as BaseResponse
 from .config import Settings
 from .config import app_state
 from .errors import ChallengeNotFound
+from .errors import DatabaseUnavailable
 from .errors import InvalidCode
 from .errors import TooManyAttempts
 from .http import blueprint
 from .http import bound_body
+from .i18n import localized_why
 from .proofs import is_challenge_id
 from .proofs import proof_from_form
 
@@ -97,7 +99,9 @@ def answer_challenge_form() -> Response:
         return _page(challenge_id, binding, "malformed", 400)
     two_factor: TwoFactor = app_state().extension
     try:
-        result = two_factor.answer_login(challenge_id, proof, browser_binding=binding)
+        result = two_factor.answer_login(
+            challenge_id, proof, browser_binding=binding, remember=_remember_ticked()
+        )
     except InvalidCode as wrong:
         if wrong.remaining_attempts == 0:
             return _page(challenge_id, None, "expired", 403)
@@ -115,6 +119,18 @@ def answer_challenge_form() -> Response:
     return response
 
 
+def unavailable_page(error: DatabaseUnavailable) -> Response:
+    """A browser's page while the database is unavailable (``ucloud_2fa/unavailable.html``),
+    with ``Retry-After``. It is rendered without the app's context processors, which may read
+    the database (Flask-Login's ``current_user`` does); the login's challenge stays answerable,
+    so going back to the challenge page later finishes it."""
+    template = current_app.jinja_env.get_or_select_template("ucloud_2fa/unavailable.html")
+    html = template.render(why=localized_why(error), retry_after=error.retry_after)
+    page = Response(html, status=503, mimetype="text/html")
+    page.headers["Retry-After"] = str(error.retry_after)
+    return page
+
+
 def _page(
     challenge_id: str, binding: str | None, failure: str | None, status: int, **context: Any
 ) -> Response:
@@ -125,6 +141,13 @@ def _page(
         csrf_token=None if binding is None else csrf_token(binding, challenge_id),
         failure=failure,
         login_url=app_state().settings.login_url,
+        remember_days=app_state().settings.remember_days,
+        remember=_remember_ticked(),
         **context,
     )
     return Response(html, status=status, mimetype="text/html")
+
+
+def _remember_ticked() -> bool:
+    """Whether the form's "Remember this browser" box was ticked (kept on a page again)."""
+    return request.method == "POST" and request.form.get("rememberBrowser") == "yes"

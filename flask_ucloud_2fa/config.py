@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import weakref
 from dataclasses import dataclass
 from dataclasses import field
@@ -11,6 +12,7 @@ from typing import Any
 from flask import Flask
 from flask import current_app
 
+from .attempts import PasswordLimits
 from .crypto import SecretBox
 from .crypto import derive_key
 from .crypto import parse_keys
@@ -28,9 +30,16 @@ DEFAULTS: dict[str, Any] = {
     "UCLOUD_2FA_LOCKOUT_AFTER": 100,
     "UCLOUD_2FA_LOCKOUT_DURATION": 3600,
     "UCLOUD_2FA_RECOVERY_CODES": 10,
+    "UCLOUD_2FA_RECOVERY_CODES_AT_SETUP": False,
     "UCLOUD_2FA_ENCRYPTION_KEYS": None,
     "UCLOUD_2FA_LOGIN_URL": "/",
     "UCLOUD_2FA_MANAGEMENT_SCOPE": None,
+    "UCLOUD_2FA_STATEMENT_TIMEOUT": None,
+    "UCLOUD_2FA_LOGIN_ADDRESS_BUDGET": 100,
+    "UCLOUD_2FA_LOGIN_ADDRESS_FORGIVE": 60,
+    "UCLOUD_2FA_LOGIN_USER_BUDGET": 1000,
+    "UCLOUD_2FA_LOGIN_USER_FORGIVE": 10,
+    "UCLOUD_2FA_REMEMBER_DAYS": 0,
 }
 
 #: The keys that hold a positive whole number.
@@ -42,6 +51,10 @@ _NUMBERS = (
     "LOCKOUT_AFTER",
     "LOCKOUT_DURATION",
     "RECOVERY_CODES",
+    "LOGIN_ADDRESS_BUDGET",
+    "LOGIN_ADDRESS_FORGIVE",
+    "LOGIN_USER_BUDGET",
+    "LOGIN_USER_FORGIVE",
 )
 
 
@@ -53,9 +66,16 @@ class Settings:
     url_prefix: str
     challenge_lifetime: int
     limits: Limits
+    password_limits: PasswordLimits
     recovery_code_count: int
+    #: The answer to a setup challenge carries the first recovery codes.
+    recovery_codes_at_setup: bool
     login_url: str
     management_scope: str | None
+    #: Seconds a statement of the extension may run or wait for a lock, on PostgreSQL.
+    statement_timeout: float | None
+    #: Days a browser's logins skip the second factor once remembered; 0 for never.
+    remember_days: int
     box: SecretBox = field(repr=False)
 
     @classmethod
@@ -72,7 +92,7 @@ class Settings:
         numbers = {key: _positive_int(config, f"UCLOUD_2FA_{key}") for key in _NUMBERS}
         return cls(
             issuer=issuer,
-            url_prefix=config["UCLOUD_2FA_URL_PREFIX"],
+            url_prefix=_url_prefix(config["UCLOUD_2FA_URL_PREFIX"]),
             challenge_lifetime=numbers["CHALLENGE_LIFETIME"],
             limits=Limits(
                 max_attempts=numbers["MAX_ATTEMPTS"],
@@ -81,9 +101,20 @@ class Settings:
                 lockout_after=numbers["LOCKOUT_AFTER"],
                 lockout_duration=numbers["LOCKOUT_DURATION"],
             ),
+            password_limits=PasswordLimits.of(
+                backoff_after=numbers["BACKOFF_AFTER"],
+                backoff_max=numbers["BACKOFF_MAX"],
+                address_budget=numbers["LOGIN_ADDRESS_BUDGET"],
+                address_forgive=numbers["LOGIN_ADDRESS_FORGIVE"],
+                user_budget=numbers["LOGIN_USER_BUDGET"],
+                user_forgive=numbers["LOGIN_USER_FORGIVE"],
+            ),
             recovery_code_count=numbers["RECOVERY_CODES"],
+            recovery_codes_at_setup=_flag(config, "UCLOUD_2FA_RECOVERY_CODES_AT_SETUP"),
             login_url=config["UCLOUD_2FA_LOGIN_URL"],
             management_scope=_scope(config["UCLOUD_2FA_MANAGEMENT_SCOPE"]),
+            statement_timeout=_timeout(config["UCLOUD_2FA_STATEMENT_TIMEOUT"]),
+            remember_days=_days(config["UCLOUD_2FA_REMEMBER_DAYS"]),
             box=SecretBox(_encryption_keys(app)),
         )
 
@@ -97,6 +128,67 @@ def _positive_int(config: Any, key: str) -> int:
     if number <= 0:
         raise ValueError(f"{key} must be positive, not {number}.")
     return number
+
+
+def _days(value: Any) -> int:
+    """``UCLOUD_2FA_REMEMBER_DAYS``: 0 (off) to :data:`MAX_REMEMBER_DAYS`, as a number or
+    digits.
+
+    :raises ValueError: anything else."""
+    if not isinstance(value, bool) and isinstance(value, (int, str)):
+        text = str(value).strip()
+        digits = text.isascii() and text.isdigit() and len(text) <= 6
+        if digits and int(text) <= MAX_REMEMBER_DAYS:
+            return int(text)
+    raise ValueError(
+        "UCLOUD_2FA_REMEMBER_DAYS must be a whole number of days from 0 (off, the default) to"
+        f" {MAX_REMEMBER_DAYS}, like 30, not {value!r}."
+    )
+
+
+#: The most days a browser can be remembered for: far beyond any sensible setting.
+MAX_REMEMBER_DAYS = 3650
+
+
+def _flag(config: Any, key: str) -> bool:
+    """:raises ValueError: not ``True`` or ``False``."""
+    value = config[key]
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be True or False, not {value!r}.")
+    return value
+
+
+def _timeout(value: Any) -> float | None:
+    """Seconds, ``None`` (or ``""``, ``0``) for no limit.
+
+    :raises ValueError: not a number of seconds."""
+    if value is None or value == "":
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if isinstance(value, bool) or not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(
+            "UCLOUD_2FA_STATEMENT_TIMEOUT must be a number of seconds, like 5 or 0.5, or None"
+            f" for no limit, not {value!r}."
+        )
+    return seconds or None
+
+
+def _url_prefix(value: Any) -> str:
+    """:raises ValueError: not a path of its own under which the routes can live."""
+    if (
+        not isinstance(value, str)
+        or not value.startswith("/")
+        or value.endswith("/")
+        or any(character in value for character in " \t\n?#<>%")
+    ):
+        raise ValueError(
+            "UCLOUD_2FA_URL_PREFIX must be a path that starts with '/' and does not end with"
+            f" one, like '/auth/2fa', not {value!r}."
+        )
+    return value
 
 
 def _scope(value: Any) -> str | None:

@@ -27,6 +27,19 @@ class CreatedCredentials:
 
 
 @dataclass(frozen=True)
+class SetupConfirmed:
+    """A setup challenge answered with the right code: the user's 2FA is connected. What
+    :meth:`~flask_ucloud_2fa.TwoFactor.answer_challenge` returns for a setup challenge.
+
+    :param recovery_codes: the first recovery codes, made in the transaction that connected the
+        credential and stored only hashed: show them once. Empty unless they were asked for
+        (``UCLOUD_2FA_RECOVERY_CODES_AT_SETUP``).
+    """
+
+    recovery_codes: list[str] = field(default_factory=list, repr=False)
+
+
+@dataclass(frozen=True)
 class LoginCompleted:
     """A login whose factors all succeeded, handed to the ``login_completed`` hook.
 
@@ -34,7 +47,8 @@ class LoginCompleted:
         stores it in: text by default, the user table's key type with ``user_table``.
     :param methods: the authentication methods used, as OpenID Connect ``amr`` values:
         ``["pwd"]`` without 2FA, ``["pwd", "otp"]`` after a TOTP code, ``["pwd", "otp", "rc"]``
-        after a recovery code (``rc`` is this project's value).
+        after a recovery code (``rc`` is this project's value), and ``["pwd"]`` from a
+        remembered browser that skipped the challenge (``UCLOUD_2FA_REMEMBER_DAYS``).
     :param auth_time: when the last factor succeeded, in Unix seconds.
     :param state: the JSON-serialisable ``state`` the login view passed to the login step.
     """
@@ -67,3 +81,24 @@ class CredentialStatus:
     blocked_until: datetime | None
     recovery_codes_left: int
     pending_challenges: int
+
+
+@dataclass(frozen=True)
+class RememberedBrowser:
+    """A browser whose logins skip the second factor for a while ("Remember this browser"),
+    as its user sees it in a list of them. Never the cookie's value, nor its hash.
+
+    :param id: what :meth:`~flask_ucloud_2fa.TwoFactor.forget_browser` takes to forget it.
+    :param created_at: when it was remembered, after a right code, in naive UTC.
+    :param expires_at: when its logins ask for a code again, in naive UTC.
+    :param last_used_at: its last login that skipped the code, or ``None``.
+    :param user_agent: a summary of the browser, like ``"Firefox on Linux"``, or ``None``.
+    :param current: whether it is the browser of the current request.
+    """
+
+    id: int
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+    user_agent: str | None
+    current: bool

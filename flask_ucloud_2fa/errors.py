@@ -8,6 +8,8 @@ its headers. No Flask here: the service raises these, the HTTP layer answers the
 
 from __future__ import annotations
 
+from .catalogues import N_
+
 
 class TwoFactorError(Exception):
     """Base class of every error the extension answers with.
@@ -20,7 +22,7 @@ class TwoFactorError(Exception):
     #: UCloud's ``errorCode``: UPPER_SNAKE, stable across releases and class renames.
     error_code: str = "INTERNAL_ERROR"
     #: UCloud's ``why``: a sentence for people.
-    why: str = "Internal error."
+    why: str = N_("Internal error.")
 
     def __init__(self, why: str | None = None) -> None:
         if why is not None:
@@ -34,7 +36,7 @@ class InvalidRequest(TwoFactorError):
 
     status_code = 400
     error_code = "BAD_REQUEST"
-    why = "Malformed request."
+    why = N_("Malformed request.")
 
 
 class TokenRefused(TwoFactorError):
@@ -47,7 +49,7 @@ class TokenRefused(TwoFactorError):
 
     status_code = 401
     error_code = "UNAUTHORIZED"
-    why = "A valid bearer token is required."
+    why = N_("A valid bearer token is required.")
 
     def __init__(
         self,
@@ -73,11 +75,14 @@ class InvalidCode(TwoFactorError):
         was answered (recovery codes, disabling).
     :param retry_after: seconds before the user's next answer is looked at, when this failure
         started a back-off.
+    :param clock_drift_seconds: only for a setup's code: how far ahead (positive) or behind
+        (negative) the device's clock seems to be, a multiple of 30 seconds, when the code is
+        that of a time step up to ten minutes away; ``None`` otherwise.
     """
 
     status_code = 403
     error_code = "INVALID_CODE"
-    why = "Invalid 2FA code. Try again."
+    why = N_("Invalid 2FA code. Try again.")
 
     def __init__(
         self,
@@ -85,12 +90,14 @@ class InvalidCode(TwoFactorError):
         *,
         remaining_attempts: int | None = None,
         retry_after: int | None = None,
+        clock_drift_seconds: int | None = None,
     ) -> None:
         if why is None and remaining_attempts == 0:
-            why = "Invalid 2FA code. No attempts are left on this challenge: start again."
+            why = N_("Invalid 2FA code. No attempts are left on this challenge: start again.")
         super().__init__(why)
         self.remaining_attempts = remaining_attempts
         self.retry_after = retry_after
+        self.clock_drift_seconds: int | None = clock_drift_seconds
 
 
 class ChallengeNotFound(TwoFactorError):
@@ -98,7 +105,7 @@ class ChallengeNotFound(TwoFactorError):
 
     status_code = 404
     error_code = "CHALLENGE_NOT_FOUND"
-    why = "Unknown or expired challenge. Start again."
+    why = N_("Unknown or expired challenge. Start again.")
 
 
 class AlreadyConnected(TwoFactorError):
@@ -106,7 +113,7 @@ class AlreadyConnected(TwoFactorError):
 
     status_code = 409
     error_code = "ALREADY_CONNECTED"
-    why = "Two-factor authentication is already connected for this user."
+    why = N_("Two-factor authentication is already connected for this user.")
 
 
 class NotConnected(TwoFactorError):
@@ -114,7 +121,7 @@ class NotConnected(TwoFactorError):
 
     status_code = 409
     error_code = "NOT_CONNECTED"
-    why = "Two-factor authentication is not connected for this user."
+    why = N_("Two-factor authentication is not connected for this user.")
 
 
 class TooManyAttempts(TwoFactorError):
@@ -125,7 +132,7 @@ class TooManyAttempts(TwoFactorError):
 
     status_code = 429
     error_code = "TOO_MANY_ATTEMPTS"
-    why = "Too many wrong codes. Wait before trying again."
+    why = N_("Too many wrong codes. Wait before trying again.")
 
     def __init__(self, retry_after: int, why: str | None = None) -> None:
         super().__init__(why)
@@ -136,10 +143,30 @@ class LockedOut(TooManyAttempts):
     """The user reached the consecutive-failure limit (NIST SP 800-63B 5.2.2)."""
 
     error_code = "LOCKED_OUT"
-    why = (
+    why = N_(
         "Too many consecutive wrong codes: two-factor login is locked for a while."
         " An administrator can reset it."
     )
+
+
+class DatabaseUnavailable(TwoFactorError):
+    """The database is down, restarting or unreachable, or a statement or lock wait took
+    longer than ``UCLOUD_2FA_STATEMENT_TIMEOUT``: try again after ``retry_after`` seconds.
+
+    The extension answers SQLAlchemy's errors of an unavailable database with it, in every
+    view of the app; register a handler for it (on the app or a blueprint) to answer it your
+    way.
+
+    :param retry_after: seconds to wait before trying again.
+    """
+
+    status_code = 503
+    error_code = "SERVICE_UNAVAILABLE"
+    why = N_("The service is unavailable for a moment. Try again in a few seconds.")
+
+    def __init__(self, retry_after: int = 5, why: str | None = None) -> None:
+        super().__init__(why)
+        self.retry_after = retry_after
 
 
 class InsufficientUserAuthentication(TwoFactorError):
@@ -147,7 +174,7 @@ class InsufficientUserAuthentication(TwoFactorError):
 
     status_code = 401
     error_code = "INSUFFICIENT_USER_AUTHENTICATION"
-    why = "This needs a login with your second factor. Log in again with your 2FA code."
+    why = N_("This needs a login with your second factor. Log in again with your 2FA code.")
 
 
 class UnreadableSecret(RuntimeError):

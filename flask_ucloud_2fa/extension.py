@@ -14,43 +14,45 @@ from flask import Flask
 from flask.typing import ResponseReturnValue
 
 from . import admin
+from . import attempts
 from . import browser  # noqa: F401 - puts the challenge page on the blueprint
 from . import signals
+from .attempts import PasswordAttempt
 from .cli import cli
 from .config import DEFAULTS
 from .config import EXTENSION_KEY
 from .config import AppState
 from .config import Settings
 from .config import app_state
+from .counters import Counters
 from .data import CreatedCredentials
 from .data import CredentialStatus
-from .data import LoginCompleted
+from .data import SetupConfirmed
 from .errors import InsufficientUserAuthentication
-from .errors import TwoFactorError
+from .hooks import CONNECTED_ATTRIBUTE
+from .hooks import Hooks
 from .http import acquire_token
 from .http import blueprint
-from .http import error_response
 from .http import routing_error
 from .login import login_step
 from .models import LOGIN
 from .models import SETUP
 from .models import TwoFactorModels
-from .models import connected_property
 from .models import models_of
+from .outage import register_error_handlers
 from .proofs import Proof
+from .remembering import RememberedBrowsers
+from .remembering import check_models
 from .service import TwoFactorService
-from .stepup import attribute_loader
 from .stepup import check_current_token
 from .store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: The attribute :meth:`TwoFactor.load_with_token` adds to the integrator's token model.
-CONNECTED_ATTRIBUTE = "ucloud_2fa_connected"
 _MISSING = object()
 
 
-class TwoFactor:
+class TwoFactor(Hooks, RememberedBrowsers):
     """UCloud-compatible TOTP two-factor authentication for a Flask auth server: its routes,
     the login step, and the facade for the integrator's own pages and administration.
 
@@ -87,10 +89,7 @@ class TwoFactor:
         self.clock = clock
         #: The models of the extension's rows: ``Credential``, ``Challenge``, ``RecoveryCode``.
         self.models: TwoFactorModels = models_of(db, user_table, models)
-        self._login_completed: Callable[[LoginCompleted], ResponseReturnValue] | None = None
-        self._user_id_loader = attribute_loader("user_id", "user_id_loader")
-        self._methods_loader = attribute_loader("amr", "token_methods_loader")
-        self._account_name_loader: Callable[[Any], str] | None = None
+        super().__init__()
         if app is not None:
             self.init_app(app)
 
@@ -109,63 +108,13 @@ class TwoFactor:
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
         settings = Settings.from_config(app)
+        check_models(settings, self.models)
         app.extensions[EXTENSION_KEY] = AppState(self, settings, weakref.ref(app))
         app.register_blueprint(blueprint, url_prefix=settings.url_prefix)
-        # Also for errors raised in the app's own views: the login step, step-up checks.
-        app.register_error_handler(TwoFactorError, error_response)
+        register_error_handlers(app)  # also for the app's own views: the login step, ...
         prefix = settings.url_prefix.rstrip("/")
         app.before_request(lambda: routing_error(prefix))
         app.cli.add_command(cli)
-
-    # -- hooks the integrator registers ---------------------------------------------------
-
-    def login_completed(
-        self, f: Callable[[LoginCompleted], ResponseReturnValue]
-    ) -> Callable[[LoginCompleted], ResponseReturnValue]:
-        """Register what finishing a login means: issue tokens, set a session.
-
-        Called with a :class:`LoginCompleted` exactly once per login, after every factor
-        succeeded; its return value is the response of the login.
-
-        It runs inside the transaction that spends the challenge: add what it writes (a token
-        row) to ``db.session`` and leave the commit to the extension, so the login's rows and
-        the spent challenge are stored together or not at all. If it raises, the challenge
-        stays answerable.
-        """
-        self._login_completed = f
-        return f
-
-    def user_id_loader(self, f: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """Register how to get the user id from a validated token (default ``token.user_id``)."""
-        self._user_id_loader = f
-        return f
-
-    def account_name_loader(self, f: Callable[[Any], str]) -> Callable[[Any], str]:
-        """Register how to get the account name shown in authenticator apps from a token."""
-        self._account_name_loader = f
-        return f
-
-    def token_methods_loader(self, f: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """Register how to get a token's ``amr`` values (default ``token.amr``: a list or a
-        space-separated string), for :meth:`second_factor_required`."""
-        self._methods_loader = f
-        return f
-
-    def load_with_token(self, token_model: Any, user_id: Any = None) -> None:
-        """Load each token's 2FA state in the token's own ``SELECT``, in one round trip.
-
-        Call it once, after defining the token model your resource protector loads. It gains a
-        ``ucloud_2fa_connected`` column property (a correlated subquery on the credential's
-        unique index), so status and step-up checks need no query of their own.
-
-        :param token_model: the token model, a mapped class on the same ``db``.
-        :param user_id: the column of ``token_model`` with the id :meth:`user_id_loader`
-            returns; ``token_model.user_id`` by default.
-        :raises RuntimeError: ``token_model`` has no ``user_id`` column and none was given.
-        """
-        setattr(
-            token_model, CONNECTED_ATTRIBUTE, connected_property(self.models, token_model, user_id)
-        )
 
     # -- the login step and answers ---------------------------------------------------------
 
@@ -175,6 +124,7 @@ class TwoFactor:
         *,
         methods: list[str] | None = None,
         state: dict[str, Any] | None = None,
+        ignore_remembered: bool = False,
     ) -> ResponseReturnValue:
         """The login step: call it from the login view once the first factor succeeded.
 
@@ -186,42 +136,61 @@ class TwoFactor:
         :param user_id: the id of the user who passed the first factor.
         :param methods: the ``amr`` values of the first factor, ``["pwd"]`` by default.
         :param state: JSON-serialisable data handed back to the hook, such as where to go next.
+        :param ignore_remembered: ask for a code even in a remembered browser, whose logins
+            otherwise complete at once with ``methods`` as they are (no ``otp``): for a
+            re-authentication that must use the second factor.
         """
+        methods, state = methods or ["pwd"], state or {}
+        if not ignore_remembered and (done := self._remembered_login(user_id, methods, state)):
+            return done
         return login_step(
             self._service(),
             app_state().settings,
             self._run_login_completed,
             user_id,
-            methods or ["pwd"],
-            state or {},
+            methods,
+            state,
         )
 
     def answer_login(
-        self, challenge_id: str, proof: Proof, *, browser_binding: str | None = None
+        self,
+        challenge_id: str,
+        proof: Proof,
+        *,
+        browser_binding: str | None = None,
+        remember: bool = False,
     ) -> ResponseReturnValue:
         """Answer a login challenge; the ``login_completed`` hook's response.
 
         :param browser_binding: the binding cookie of the browser a browser's login began in.
+        :param remember: remember this browser, if ``UCLOUD_2FA_REMEMBER_DAYS`` is on and the
+            proof is a TOTP code: the response gets its cookie.
         :raises ChallengeNotFound: unknown, expired, used or burned, or a setup challenge.
         :raises InvalidCode: wrong or used code (with ``remaining_attempts``).
         :raises TooManyAttempts: the user is backing off or locked out.
         """
+        memory = self._memory(remember)
         result = self._service().answer(
             challenge_id,
             proof,
             kind=LOGIN,
             setup_user=None,
-            login_completed=self._run_login_completed,
+            login_completed=memory.wrap(self._run_login_completed),
             browser_binding=browser_binding,
         )
-        return cast("ResponseReturnValue", result)  # a login challenge always has one
+        return memory.respond(cast("ResponseReturnValue", result))  # a login always has one
 
-    def answer_challenge(self, challenge_id: str, proof: Proof) -> ResponseReturnValue | None:
+    def answer_challenge(
+        self, challenge_id: str, proof: Proof
+    ) -> ResponseReturnValue | SetupConfirmed:
         """Answer any challenge, as ``POST /auth/2fa/challenge`` does: a login challenge
         completes the login (the hook's response); a setup challenge is confirmed for the user
-        of the request's bearer token (``None``).
+        of the request's bearer token (a :class:`SetupConfirmed`, with the first recovery
+        codes when ``UCLOUD_2FA_RECOVERY_CODES_AT_SETUP`` is on).
 
         :raises TokenRefused: a setup challenge, and no acceptable bearer token.
+        :raises InvalidCode: wrong or used code (with ``remaining_attempts``; for a setup, with
+            ``clock_drift_seconds`` when the device's clock seems off).
         """
         return self._service().answer(
             challenge_id,
@@ -229,6 +198,7 @@ class TwoFactor:
             kind=None,
             setup_user=lambda: self.token_user_id(self.request_token(manage=True)),
             login_completed=self._run_login_completed,
+            setup_recovery_codes=app_state().settings.recovery_codes_at_setup,
         )
 
     # -- setup, recovery codes, disabling ---------------------------------------------------
@@ -240,23 +210,32 @@ class TwoFactor:
         :param account_name: the name authenticator apps show next to the issuer.
         :raises AlreadyConnected: the user has connected 2FA, which stays untouched.
         """
-        return self._service().start_setup(user_id, account_name)
+        created = self._service().start_setup(user_id, account_name)
+        self.forget_browsers(user_id)  # a new credential: no browser of an earlier one counts
+        return created
 
-    def confirm_setup(self, challenge_id: str, proof: Proof, *, user_id: Any) -> None:
+    def confirm_setup(self, challenge_id: str, proof: Proof, *, user_id: Any) -> list[str]:
         """Confirm the setup ``challenge_id`` of ``user_id`` with the first code of the app;
-        the user's 2FA is then connected.
+        the user's 2FA is then connected, with a first set of recovery codes made in the same
+        transaction.
 
+        :returns: the first recovery codes (:data:`UCLOUD_2FA_RECOVERY_CODES` of them), stored
+            only hashed: show them to the user now, once.
         :raises ChallengeNotFound: unknown, expired or burned, another user's, or not a setup.
-        :raises InvalidCode: wrong code (with ``remaining_attempts``).
+        :raises InvalidCode: wrong code (with ``remaining_attempts``, and
+            ``clock_drift_seconds`` when the code is that of a time step up to ten minutes
+            away: the device's clock seems off).
         :raises InvalidRequest: a recovery code instead of a TOTP code.
         """
-        self._service().answer(
+        confirmed = self._service().answer(
             challenge_id,
             proof,
             kind=SETUP,
             setup_user=lambda: user_id,
             login_completed=self._run_login_completed,
+            setup_recovery_codes=True,
         )
+        return cast("SetupConfirmed", confirmed).recovery_codes  # a setup challenge's answer
 
     def regenerate_recovery_codes(self, user_id: Any, proof: Proof) -> list[str]:
         """New recovery codes, for a second-factor proof; the earlier ones stop working.
@@ -314,6 +293,32 @@ class TwoFactor:
         if "otp" not in methods and self.is_connected(token=token):
             raise InsufficientUserAuthentication()
 
+    # -- the first factor ---------------------------------------------------------------------
+
+    def limit_password_attempt(self, username: str, address: str | None) -> PasswordAttempt:
+        """Reserve one password attempt before checking the password, with the second factor's
+        database-backed limits: a back-off for the user at this address, and budgets for the
+        address and for the user (see :ref:`password-limits`). Call
+        :meth:`~PasswordAttempt.succeeded` when the password is right; otherwise the attempt
+        stays counted as a failure.
+
+        :param username: the account the attempt names, as the app looks it up (count unknown
+            names too, or the answers tell which names exist).
+        :param address: the client's address, ``request.remote_addr`` (behind a proxy, after
+            Werkzeug's ``ProxyFix``).
+        :raises TooManyAttempts: not now; nothing is counted (429 with ``Retry-After``).
+        :raises RuntimeError: the app's own ``models=`` have no ``AttemptCounter``.
+        """
+        model = self.models.AttemptCounter
+        if model is None:
+            raise RuntimeError(
+                "Flask-UCloud-2FA counts password attempts in an AttemptCounter model: pass"
+                " TwoFactorModels(..., AttemptCounter=...), a subclass of AttemptCounterMixin."
+            )
+        counters = Counters(self._store(), model)
+        limits = app_state().settings.password_limits
+        return attempts.reserve(counters, limits, username, address, self.clock)
+
     # -- administration -----------------------------------------------------------------------
 
     def status(self, user_id: Any) -> CredentialStatus | None:
@@ -363,13 +368,13 @@ class TwoFactor:
     # -- wiring -------------------------------------------------------------------------------
 
     def _store(self) -> Store:
-        app_state()  # an app without init_app is told what to do
-        return Store(self._db.session, self.models)
+        settings = app_state().settings  # an app without init_app is told what to do
+        return Store(self._db.session, self.models, settings.statement_timeout)
 
     def _service(self) -> TwoFactorService:
         settings = app_state().settings
         return TwoFactorService(
-            store=Store(self._db.session, self.models),
+            store=Store(self._db.session, self.models, settings.statement_timeout),
             box=settings.box,
             issuer=settings.issuer,
             challenge_lifetime=settings.challenge_lifetime,
@@ -383,11 +388,3 @@ class TwoFactor:
         app = app_state().app()
         if app is not None:
             signals.send(app, event, user_id, outcome, **data)
-
-    def _run_login_completed(self, login: LoginCompleted) -> ResponseReturnValue:
-        if self._login_completed is None:
-            raise RuntimeError(
-                "Flask-UCloud-2FA does not know how to finish a login. Register a function that"
-                " issues the tokens or sets the session with '@two_factor.login_completed'."
-            )
-        return self._login_completed(login)

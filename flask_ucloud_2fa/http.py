@@ -15,13 +15,20 @@ from flask import request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from .catalogues import N_
 from .config import app_state
+from .data import SetupConfirmed
+from .errors import DatabaseUnavailable
 from .errors import InsufficientUserAuthentication
 from .errors import InvalidCode
 from .errors import InvalidRequest
 from .errors import TokenRefused
 from .errors import TooManyAttempts
 from .errors import TwoFactorError
+from .i18n import gettext
+from .i18n import localized_why
+from .i18n import ngettext
+from .i18n import page_language
 from .openapi import openapi_document
 from .proofs import is_challenge_id
 from .proofs import proof_from_json
@@ -30,6 +37,11 @@ if TYPE_CHECKING:
     from .extension import TwoFactor
 
 blueprint = Blueprint("ucloud_2fa", __name__, template_folder="templates")
+# The templates' translations, under names of their own: an app's ``_`` keeps translating the
+# app's messages, also in its own templates around the extension's (see .i18n).
+blueprint.add_app_template_global(gettext, "_2fa")
+blueprint.add_app_template_global(ngettext, "_2fa_plural")
+blueprint.add_app_template_global(page_language, "_2fa_language")
 
 #: ``errorCode`` of Werkzeug's errors, by status: fixed, whatever their reason phrases say.
 HTTP_ERROR_CODES = {
@@ -72,23 +84,30 @@ TOKEN_ERROR_CODES = {
 
 def error_response(error: TwoFactorError) -> Response:
     """``error`` as UCloud answers errors: ``{"statusCode", "why", "errorCode"}``, with
-    ``remainingAttempts`` and ``retryAfter`` where they apply, its status, and the standard
-    headers (``Retry-After``, ``WWW-Authenticate``).
+    ``remainingAttempts``, ``retryAfter`` and ``clockDriftSeconds`` where they apply, its
+    status, and the standard headers (``Retry-After``, ``WWW-Authenticate``).
 
     The extension registers it for :class:`TwoFactorError` on the app, so errors raised in the
     app's own views (the login step, step-up checks) are answered in this shape too; an app can
     raise its own subclasses, or call it to answer in the same shape.
+
+    ``why`` is in the request's language (:func:`~flask_ucloud_2fa.localized_why`);
+    ``errorCode`` never changes with it, and ``WWW-Authenticate`` stays English (RFC 6750
+    allows only ASCII there).
     """
     body: dict[str, Any] = {
         "statusCode": error.status_code,
-        "why": error.why,
+        "why": localized_why(error),
         "errorCode": error.error_code,
     }
     headers: dict[str, str] = {}
     if isinstance(error, InvalidCode) and error.remaining_attempts is not None:
         body["remainingAttempts"] = error.remaining_attempts
+    if isinstance(error, InvalidCode) and error.clock_drift_seconds is not None:
+        body["clockDriftSeconds"] = error.clock_drift_seconds
     retry_after = getattr(error, "retry_after", None)
-    if isinstance(error, (InvalidCode, TooManyAttempts)) and retry_after is not None:
+    waits = (InvalidCode, TooManyAttempts, DatabaseUnavailable)
+    if isinstance(error, waits) and retry_after is not None:
         body["retryAfter"] = retry_after
         headers["Retry-After"] = str(retry_after)
     if isinstance(error, TokenRefused) and error.www_authenticate:
@@ -180,10 +199,12 @@ def answer_challenge() -> ResponseReturnValue:
     body = json_object()
     challenge_id = body.get("challengeId")
     if not is_challenge_id(challenge_id):
-        raise InvalidRequest("challengeId must be the challenge id string you were given.")
+        raise InvalidRequest(N_("challengeId must be the challenge id string you were given."))
     result = _two_factor().answer_challenge(challenge_id, proof_from_json(body))
-    if result is None:
-        return jsonify({})
+    if isinstance(result, SetupConfirmed):
+        # UCloud answers {}; the first recovery codes only when the app asks for them.
+        codes = result.recovery_codes
+        return jsonify({"recoveryCodes": codes} if codes else {})
     return current_app.make_response(result)
 
 
@@ -231,7 +252,7 @@ def json_object() -> dict[str, Any]:
     except RecursionError:  # nested deeper than the JSON parser goes
         body = None
     if not isinstance(body, dict):
-        raise InvalidRequest("The body must be a JSON object.")
+        raise InvalidRequest(N_("The body must be a JSON object."))
     return body
 
 

@@ -124,18 +124,73 @@ class RecoveryCodeMixin(BelongsToCredential):
         return f"<TwoFactorRecoveryCode credential_id={self.credential_id}>"
 
 
+class AttemptCounterMixin:
+    """The failed attempts counted under one key (a user, a client address, or both) of the
+    password-attempt limits: see :meth:`~flask_ucloud_2fa.TwoFactor.limit_password_attempt`.
+
+    The key is stored only as a SHA-256, so the table names no user and no address. A row
+    whose failures are all forgiven (``forgiven_at`` in the past) counts as empty and is
+    removed by later attempts.
+    """
+
+    __tablename__ = "ucloud_2fa_attempt_counter"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: Consecutive failed attempts; a successful one starts the count again.
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    #: No attempt is admitted before this time, in Unix seconds (the back-off).
+    blocked_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: When every failure counted so far is forgiven, in Unix seconds (the budget).
+    forgiven_at: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+
+    def __repr__(self) -> str:
+        return f"<TwoFactorAttemptCounter failures={self.failures}>"
+
+
+class RememberedBrowserMixin(BelongsToCredential):
+    """A browser whose logins skip the second factor until ``expires_at`` ("Remember this
+    browser", ``UCLOUD_2FA_REMEMBER_DAYS``), bound to its user and to the credential it was
+    made under: it goes with that credential.
+
+    Only the SHA-256 of the cookie's random value is stored, so a copy of the table lets no one
+    skip the second factor.
+    """
+
+    __tablename__ = "ucloud_2fa_remembered_browser"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: SHA-256 of the random value in the browser's cookie, hex-encoded.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    user_id: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+    #: The last login that skipped the second factor with it.
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: A summary of the browser's ``User-Agent`` (``"Firefox on Linux"``), for the user's list.
+    user_agent: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    def __repr__(self) -> str:
+        return f"<TwoFactorRememberedBrowser id={self.id} user_id={self.user_id!r}>"
+
+
 @dataclass(frozen=True)
 class TwoFactorModels:
-    """The three model classes the extension stores its rows in.
+    """The model classes the extension stores its rows in.
 
     :param Credential: a mapped subclass of :class:`CredentialMixin`.
     :param Challenge: a mapped subclass of :class:`ChallengeMixin`.
     :param RecoveryCode: a mapped subclass of :class:`RecoveryCodeMixin`.
+    :param AttemptCounter: a mapped subclass of :class:`AttemptCounterMixin`, for the
+        password-attempt limits; ``None`` if the app does not use them.
+    :param RememberedBrowser: a mapped subclass of :class:`RememberedBrowserMixin`, for
+        ``UCLOUD_2FA_REMEMBER_DAYS``; ``None`` if the app does not remember browsers.
     """
 
     Credential: type[CredentialMixin]
     Challenge: type[ChallengeMixin]
     RecoveryCode: type[RecoveryCodeMixin]
+    AttemptCounter: type[AttemptCounterMixin] | None = None
+    RememberedBrowser: type[RememberedBrowserMixin] | None = None
 
 
 _bound: weakref.WeakKeyDictionary[Any, tuple[str | None, TwoFactorModels]] = (
@@ -162,6 +217,7 @@ def bind_models(db: Any, user_table: str | None = None) -> TwoFactorModels:
         return found[1]
     credential_columns: dict[str, Any] = {}
     challenge_columns: dict[str, Any] = {}
+    remembered_columns: dict[str, Any] = {}
     if user_table is not None:
         target = user_table if "." in user_table else f"{user_table}.id"
         # No type: SQLAlchemy copies the type of the user's key once that table is defined.
@@ -171,10 +227,17 @@ def bind_models(db: Any, user_table: str | None = None) -> TwoFactorModels:
         challenge_columns["user_id"] = mapped_column(
             ForeignKey(target, ondelete="CASCADE"), nullable=False, index=True
         )
+        remembered_columns["user_id"] = mapped_column(
+            ForeignKey(target, ondelete="CASCADE"), nullable=False, index=True
+        )
     models = TwoFactorModels(
         Credential=type("TwoFactorCredential", (CredentialMixin, db.Model), credential_columns),
         Challenge=type("TwoFactorChallenge", (ChallengeMixin, db.Model), challenge_columns),
         RecoveryCode=type("TwoFactorRecoveryCode", (RecoveryCodeMixin, db.Model), {}),
+        AttemptCounter=type("TwoFactorAttemptCounter", (AttemptCounterMixin, db.Model), {}),
+        RememberedBrowser=type(
+            "TwoFactorRememberedBrowser", (RememberedBrowserMixin, db.Model), remembered_columns
+        ),
     )
     _bound[db] = (user_table, models)
     return models

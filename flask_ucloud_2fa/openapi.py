@@ -22,8 +22,15 @@ def _shipped() -> dict[str, Any]:
 def openapi_document(url_prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
     """The OpenAPI document with its paths under ``url_prefix`` (``UCLOUD_2FA_URL_PREFIX``)."""
     document = copy.deepcopy(_shipped())
+    prefix = url_prefix.rstrip("/")
     document["paths"] = {
-        url_prefix.rstrip("/") + path[len(DEFAULT_PREFIX) :]: operations
+        prefix + path[len(DEFAULT_PREFIX) :]: operations
         for path, operations in document["paths"].items()
     }
+    if prefix != DEFAULT_PREFIX:
+        info = document["info"]
+        info["description"] = info["description"].replace(
+            f"the default UCLOUD_2FA_URL_PREFIX, {DEFAULT_PREFIX}",
+            f"this app's UCLOUD_2FA_URL_PREFIX, {prefix}",
+        )
     return document

@@ -14,6 +14,7 @@ from dataclasses import field
 from typing import Any
 from typing import TypeGuard
 
+from .catalogues import N_
 from .errors import InvalidRequest
 from .recovery import normalize_recovery_code
 from .totp import MAX_CODE_TEXT
@@ -45,19 +46,21 @@ def proof_from_json(body: Mapping[str, Any]) -> Proof:
     :raises InvalidRequest: neither or both fields, or a value that is not a code.
     """
     if ("verificationCode" in body) == ("recoveryCode" in body):
-        raise InvalidRequest("Send either a verificationCode or a recoveryCode.")
+        raise InvalidRequest(N_("Send either a verificationCode or a recoveryCode."))
     if "recoveryCode" in body:
         recovery_code = normalize_recovery_code(body["recoveryCode"])
         if recovery_code is None:
             raise InvalidRequest(
-                "recoveryCode must be one of your codes, like ABCD-EFGH-IJKL-MNOP."
+                N_("recoveryCode must be one of your codes, like ABCD-EFGH-IJKL-MNOP.")
             )
         return Proof(recovery_code=recovery_code)
     code = normalize_code(body["verificationCode"])
     if code is None:
         raise InvalidRequest(
-            "verificationCode must be a six-digit code: an integer from 0 to 999999 or a string"
-            " of six digits."
+            N_(
+                "verificationCode must be a six-digit code: an integer from 0 to 999999 or a"
+                " string of six digits."
+            )
         )
     return Proof(code=code)
 

@@ -23,10 +23,12 @@ from typing import TypeVar
 
 from . import qr
 from . import totp
+from .catalogues import N_
 from .crypto import SecretBox
 from .crypto import sha256_hex
 from .data import CreatedCredentials
 from .data import LoginCompleted
+from .data import SetupConfirmed
 from .errors import AlreadyConnected
 from .errors import ChallengeNotFound
 from .errors import InvalidRequest
@@ -160,20 +162,24 @@ class TwoFactorService:
         setup_user: Callable[[], Any] | None,
         login_completed: Callable[[LoginCompleted], T],
         browser_binding: str | None = None,
-    ) -> T | None:
-        """Answer a challenge: a setup one connects the credential (``None``), a login one
-        runs ``login_completed`` inside the transaction that spends the challenge, so it runs
-        exactly once, and returns what it returns.
+        setup_recovery_codes: bool = False,
+    ) -> T | SetupConfirmed:
+        """Answer a challenge: a setup one connects the credential (a :class:`SetupConfirmed`),
+        a login one runs ``login_completed`` inside the transaction that spends the challenge,
+        so it runs exactly once, and returns what it returns.
 
         :param kind: ``"setup"`` or ``"login"``: any other challenge is, to this call, unknown;
             ``None`` answers either.
         :param setup_user: asked for the answering user's id, only for a setup challenge (so
             a login answer costs no token lookup); only that user's challenge is answered.
         :param browser_binding: the secret of the browser a login challenge began in.
+        :param setup_recovery_codes: a setup also makes the first recovery codes, in the
+            transaction that connects the credential.
         :raises ChallengeNotFound: unknown, expired, spent or burned challenge, another
             user's setup challenge, or a browser's challenge answered without its binding.
         :raises InvalidCode: wrong or already used code; the challenge survives until its
-            attempt limit.
+            attempt limit. For a setup, with ``clock_drift_seconds`` when the code is that of
+            a time step up to ten minutes away.
         :raises TooManyAttempts: the user is backing off or locked out; nothing was checked.
         :raises InvalidRequest: a recovery code for a setup challenge.
         """
@@ -196,13 +202,16 @@ class TwoFactorService:
                 # Another user's challenge is, to this user, a challenge that does not exist.
                 raise ChallengeNotFound()
             if proof.recovery_code is not None:
-                raise InvalidRequest("A setup is confirmed with a verificationCode from the app.")
+                raise InvalidRequest(
+                    N_("A setup is confirmed with a verificationCode from the app.")
+                )
 
-        def complete(method: str) -> T | None:
+        def complete(method: str) -> T | SetupConfirmed:
             if not self.store.spend_challenge(challenge_id, now):
                 raise ChallengeNotFound()
             if setup:
-                return None
+                codes = self._new_recovery_codes(row) if setup_recovery_codes else []
+                return SetupConfirmed(recovery_codes=codes)
             context = json.loads(row.login_context or "{}")
             rc = ["rc"] if method == "recovery_code" else []
             login = LoginCompleted(
@@ -215,8 +224,13 @@ class TwoFactorService:
 
         result, method = self._spend(row, proof, now, complete, setup, challenge_id)
         self._emit_passed(row.user_id, row.kind, method)
-        if setup:
+        if isinstance(result, SetupConfirmed):
             self.emit("connected", row.user_id, "success")
+            if result.recovery_codes:
+                count = len(result.recovery_codes)
+                self.emit(
+                    "recovery_codes_generated", row.user_id, "success", kind=SETUP, count=count
+                )
         return result
 
     # -- recovery codes and disabling -------------------------------------------------------
@@ -228,15 +242,16 @@ class TwoFactorService:
         :raises NotConnected: the user has no connected credential.
         """
         row = self._connected(user_id)
+        codes, _ = self._spend(row, proof, self.clock(), lambda _: self._new_recovery_codes(row))
+        self.emit("recovery_codes_generated", row.user_id, "success", count=len(codes))
+        return codes
+
+    def _new_recovery_codes(self, row: Any) -> list[str]:
+        """Replace the recovery codes of the credential in ``row`` (in the caller's
+        transaction) with new ones, stored only hashed; the new codes."""
         codes = [new_recovery_code() for _ in range(self.recovery_code_count)]
         hashes = [self.box.keyed_hash(code.replace("-", "")) for code in codes]
-        self._spend(
-            row,
-            proof,
-            self.clock(),
-            lambda _: self.store.replace_recovery_codes(row.credential_id, hashes),
-        )
-        self.emit("recovery_codes_generated", row.user_id, "success", count=len(codes))
+        self.store.replace_recovery_codes(row.credential_id, hashes)
         return codes
 
     def disable(self, user_id: Any, proof: Proof) -> None:
@@ -286,6 +301,8 @@ class TwoFactorService:
             else:
                 result = then(method)
         if wrong is not None:
+            if connecting and proof.code is not None:
+                wrong.clock_drift_seconds = self._clock_drift(row, proof.code, now)
             self.emit("challenge_failed", row.user_id, "failure", failures=wrong.failures)
             if wrong.locked_out:
                 self.emit("locked_out", row.user_id, "failure", failures=wrong.failures)
@@ -312,6 +329,15 @@ class TwoFactorService:
         ):
             return "recovery_code"
         return None
+
+    def _clock_drift(self, row: Any, code: str, now: float) -> int | None:
+        """How far off the clock of the device that showed the refused setup ``code`` seems
+        to be, in seconds, or ``None``. Told only at setup, to the user who was just shown the
+        secret: at a login it would tell a guesser that a guess is close."""
+        steps = totp.drift_steps(self.box.decrypt(row.encrypted_secret), code, now)
+        if steps is None or abs(steps) <= totp.VALID_WINDOW:  # within the window: not drift
+            return None
+        return steps * totp.PERIOD
 
     def _emit_passed(self, user_id: Any, kind: str, method: str) -> None:
         self.emit("challenge_passed", user_id, "success", kind=kind, method=method)

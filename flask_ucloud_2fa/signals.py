@@ -31,13 +31,24 @@ challenge_failed = _signals.signal("ucloud-2fa-challenge-failed")
 locked_out = _signals.signal("ucloud-2fa-locked-out")
 #: A recovery code was used in place of a TOTP code.
 recovery_code_used = _signals.signal("ucloud-2fa-recovery-code-used")
-#: New recovery codes were generated; the earlier ones no longer work.
+#: New recovery codes were generated (``count`` of them); the earlier ones no longer work.
+#: With ``kind="setup"``: the first codes, made as a setup was confirmed.
 recovery_codes_generated = _signals.signal("ucloud-2fa-recovery-codes-generated")
 #: A user disabled 2FA with a second-factor proof.
 disabled = _signals.signal("ucloud-2fa-disabled")
 #: A user's 2FA was removed without a proof: an administrator's reset, or the integrator's
 #: call for a deleted user (``TwoFactor.reset``).
 reset = _signals.signal("ucloud-2fa-reset")
+#: A browser was remembered after a right code (``UCLOUD_2FA_REMEMBER_DAYS``): its logins skip
+#: the second factor for that many days.
+browser_remembered = _signals.signal("ucloud-2fa-browser-remembered")
+#: A login from a remembered browser skipped the challenge (``kind="login"``); its ``amr`` has
+#: no ``otp``.
+remembered_login = _signals.signal("ucloud-2fa-remembered-login")
+#: Remembered browsers of a user were forgotten (``count`` of them) by the user or by the
+#: integrator's call on a password change (disabling and resets forget them too, under their
+#: own signals).
+browsers_forgotten = _signals.signal("ucloud-2fa-browsers-forgotten")
 
 EVENTS = {
     "setup_started": setup_started,
@@ -49,6 +60,9 @@ EVENTS = {
     "recovery_codes_generated": recovery_codes_generated,
     "disabled": disabled,
     "reset": reset,
+    "browser_remembered": browser_remembered,
+    "remembered_login": remembered_login,
+    "browsers_forgotten": browsers_forgotten,
 }
 
 #: One record per decision: ``event``, ``user_id``, ``outcome``, ``client_address``, never a

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import secrets
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from contextlib import contextmanager
 from datetime import datetime
 from datetime import timedelta
@@ -21,11 +22,13 @@ from typing import cast
 
 from sqlalchemy import CursorResult
 from sqlalchemy import Executable
+from sqlalchemy import Result
 from sqlalchemy import Row
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -49,16 +52,45 @@ def hash_challenge_id(challenge_id: str) -> str:
     return sha256_hex(challenge_id)
 
 
+@contextmanager
+def transaction(session: Session) -> Iterator[None]:
+    """Commit what the block did on ``session``, or roll it all back if it raises."""
+    try:
+        yield
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
+
+
+@functools.cache
+def _set_statement_timeout(milliseconds: int) -> Executable:
+    return text(f"SET LOCAL statement_timeout = {int(milliseconds)}")
+
+
 class Store:
     """The extension's rows, on the integrator's session.
 
     :param session: the integrator's ``db.session``.
     :param models: the models bound to the integrator's ``db``.
+    :param statement_timeout: seconds each statement may run or wait for a lock, on
+        PostgreSQL (``UCLOUD_2FA_STATEMENT_TIMEOUT``); ``None`` for no limit.
     """
 
-    def __init__(self, session: Session, models: TwoFactorModels) -> None:
+    def __init__(
+        self, session: Session, models: TwoFactorModels, statement_timeout: float | None = None
+    ) -> None:
         self.session = session
         self.models = models
+        self.statement_timeout = statement_timeout
+        #: The transaction that got the statement timeout (see :meth:`execute`).
+        self._limited: object = None
+
+    @functools.cached_property
+    def dialect(self) -> str:
+        """The name of the session's database for these models: ``postgresql``, ``sqlite``."""
+        name: str = self.session.get_bind(mapper=self.models.Credential).dialect.name
+        return name
 
     @functools.cached_property
     def statements(self) -> Statements:
@@ -66,8 +98,32 @@ class Store:
 
         :raises RuntimeError: a database other than PostgreSQL or SQLite.
         """
-        bind = self.session.get_bind(mapper=self.models.Credential)
-        return Statements.of(self.models, bind.dialect.name)
+        return Statements.of(self.models, self.dialect)
+
+    @functools.cached_property
+    def _time_limit(self) -> Executable | None:
+        """``SET LOCAL statement_timeout``, on PostgreSQL with a timeout; else ``None``.
+
+        Local to the transaction, so it ends with it and a pooler's (pgbouncer's) server
+        connections stay clean; pgbouncer refuses ``options=-c statement_timeout=...`` at
+        connection time. It covers lock waits too: ``lock_timeout`` would add nothing.
+        """
+        if self.statement_timeout is None or self.dialect != "postgresql":
+            return None
+        return _set_statement_timeout(max(1, round(self.statement_timeout * 1000)))
+
+    def execute(self, statement: Executable, parameters: Any = None) -> Result[Any]:
+        """Run one of the extension's statements: with a statement timeout, the transaction
+        it runs in gets :attr:`_time_limit` first, once. A statement over it then raises
+        SQLAlchemy's ``OperationalError`` and the transaction rolls back."""
+        time_limit = self._time_limit
+        if time_limit is not None:
+            bind = {"mapper": self.models.Credential}
+            current = self.session.connection(bind_arguments=bind).get_transaction()
+            if current is not self._limited:
+                self.session.execute(time_limit, bind_arguments=bind)
+                self._limited = current
+        return self.session.execute(statement, parameters)
 
     def user_key(self, user_id: Any) -> Any:
         """``user_id`` as the column stores it: text by default, or the user table's key type.
@@ -84,28 +140,22 @@ class Store:
                 f"{user_id!r} is not a user id of this app's user table ({python_type.__name__})."
             ) from None
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """Commit what the block did, or roll it all back if it raises."""
-        try:
-            yield
-        except BaseException:
-            self.session.rollback()
-            raise
-        self.session.commit()
+        return transaction(self.session)
 
     # -- reads ------------------------------------------------------------------------------
 
     def is_connected(self, user_id: Any) -> bool:
         """Whether ``user_id`` has a connected credential. One query."""
-        connected = self.session.execute(
+        connected = self.execute(
             self.statements.is_connected, {"user_id": user_id}
         ).scalar_one_or_none()
         return bool(connected)
 
     def answer_row(self, challenge_id: str) -> Row[Any] | None:
         """The challenge joined to its credential: all an answer needs, in one query."""
-        return self.session.execute(
+        return self.execute(
             self.statements.answer_row, {"id_hash": hash_challenge_id(challenge_id)}
         ).one_or_none()
 
@@ -113,7 +163,7 @@ class Store:
         """``user_id``, ``credential_id`` and ``encrypted_secret`` of the user's connected
         credential, or ``None``."""
         credential = self.models.Credential
-        return self.session.execute(
+        return self.execute(
             select(
                 credential.user_id,
                 credential.id.label("credential_id"),
@@ -123,27 +173,27 @@ class Store:
 
     def limits_row(self, credential_id: int) -> Any:
         """``failures``, ``blocked_until`` and ``forgiven_at`` of the credential, or ``None``."""
-        return self.session.execute(
+        return self.execute(
             self.statements.limits_row, {"credential_id": credential_id}
         ).one_or_none()
 
     def credential(self, user_id: Any) -> Any:
         """The user's credential row (the model instance), or ``None``."""
         credential = self.models.Credential
-        return self.session.execute(
+        return self.execute(
             select(credential).where(credential.user_id == user_id)
         ).scalar_one_or_none()
 
     def count_recovery_codes(self, credential_id: int) -> int:
         recovery = self.models.RecoveryCode
-        count: int = self.session.execute(
+        count: int = self.execute(
             select(func.count()).where(recovery.credential_id == credential_id)
         ).scalar_one()
         return count
 
     def count_live_challenges(self, user_id: Any, now: float) -> int:
         challenge = self.models.Challenge
-        count: int = self.session.execute(
+        count: int = self.execute(
             select(func.count()).where(
                 challenge.user_id == user_id, challenge.expires_at > utc(now)
             )
@@ -157,7 +207,7 @@ class Store:
         while True:
             batch = [
                 (row.id, row.encrypted_secret)
-                for row in self.session.execute(
+                for row in self.execute(
                     select(credential.id, credential.encrypted_secret)
                     .where(credential.id > last_id)
                     .order_by(credential.id)
@@ -174,14 +224,14 @@ class Store:
     def store_pending_secret(self, user_id: Any, encrypted: str, now: float) -> int | None:
         """Insert or replace the user's pending secret; the credential row's id, or ``None``
         when the credential is connected (which stays untouched)."""
-        credential_id = self.session.execute(
+        credential_id = self.execute(
             self.statements.store_pending_secret,
             {"user_id": user_id, "encrypted_secret": encrypted, "created_at": utc(now)},
         ).scalar_one_or_none()
         return None if credential_id is None else int(credential_id)
 
     def delete_setup_challenges(self, user_id: Any) -> None:
-        self.session.execute(self.statements.delete_setup_challenges, {"user_id": user_id})
+        self.execute(self.statements.delete_setup_challenges, {"user_id": user_id})
 
     def insert_challenge(
         self,
@@ -197,10 +247,10 @@ class Store:
         """Store a new challenge, clearing a batch of expired ones (an index range, no table
         scan); the new challenge's id, which is stored only hashed."""
         statements = self.statements
-        self.session.execute(statements.delete_expired_challenges, {"now": utc(now)})
+        self.execute(statements.delete_expired_challenges, {"now": utc(now)})
         challenge_id = secrets.token_urlsafe(CHALLENGE_ID_BYTES)
         binding = None if browser_binding is None else sha256_hex(browser_binding)
-        self.session.execute(
+        self.execute(
             statements.insert_challenge,
             {
                 "id_hash": hash_challenge_id(challenge_id),
@@ -252,7 +302,7 @@ class Store:
             )
         )
         if spent:
-            self.session.execute(self.statements.clear_backoff, {"credential_id": credential_id})
+            self.execute(self.statements.clear_backoff, {"credential_id": credential_id})
         return spent
 
     def count_failure(
@@ -265,7 +315,7 @@ class Store:
         An answer is admitted outside a back-off and while ``forgiven_at`` is at most
         ``horizon`` (now plus the budget's length, in Unix seconds).
         """
-        row = self.session.execute(
+        row = self.execute(
             self.statements.count_failure,
             {
                 "credential_id": credential_id,
@@ -279,14 +329,14 @@ class Store:
 
     def block_until(self, credential_id: int, until: float) -> None:
         """Refuse the credential's answers until ``until``, unless it already is for longer."""
-        self.session.execute(
+        self.execute(
             self.statements.block_until, {"credential_id": credential_id, "until": utc(until)}
         )
 
     def count_attempt(self, challenge_id: str, now: float) -> int | None:
         """Count a wrong answer on the challenge; the attempts so far, or ``None`` when it is
         gone or expired."""
-        attempts: int | None = self.session.execute(
+        attempts: int | None = self.execute(
             self.statements.count_attempt,
             {"challenge_hash": hash_challenge_id(challenge_id), "now": utc(now)},
         ).scalar_one_or_none()
@@ -294,26 +344,29 @@ class Store:
 
     def replace_recovery_codes(self, credential_id: int, code_hashes: list[str]) -> None:
         recovery = self.models.RecoveryCode
-        self.session.execute(delete(recovery).where(recovery.credential_id == credential_id))
-        self.session.execute(
+        self.execute(delete(recovery).where(recovery.credential_id == credential_id))
+        self.execute(
             insert(recovery),
             [{"credential_id": credential_id, "code_hash": code} for code in code_hashes],
         )
 
     def delete_user(self, user_id: Any) -> bool:
-        """Delete the user's credential with its challenges and recovery codes (explicitly:
-        SQLite enforces no ``ON DELETE CASCADE`` without ``PRAGMA foreign_keys``); whether a
+        """Delete the user's credential with its challenges, recovery codes and remembered
+        browsers (explicitly: SQLite enforces no ``ON DELETE CASCADE`` without ``PRAGMA
+        foreign_keys``, and may give a new credential the deleted one's id); whether a
         credential existed."""
         credential, challenge = self.models.Credential, self.models.Challenge
-        recovery = self.models.RecoveryCode
+        recovery, remembered = self.models.RecoveryCode, self.models.RememberedBrowser
         ids = select(credential.id).where(credential.user_id == user_id).scalar_subquery()
-        self.session.execute(delete(recovery).where(recovery.credential_id.in_(ids)))
-        self.session.execute(delete(challenge).where(challenge.user_id == user_id))
+        self.execute(delete(recovery).where(recovery.credential_id.in_(ids)))
+        self.execute(delete(challenge).where(challenge.user_id == user_id))
+        if remembered is not None:
+            self.execute(delete(remembered).where(remembered.user_id == user_id))
         return 1 == self._rowcount(delete(credential).where(credential.user_id == user_id))
 
     def reencrypt(self, credential_id: int, encrypted: str) -> None:
         credential = self.models.Credential
-        self.session.execute(
+        self.execute(
             update(credential)
             .where(credential.id == credential_id)
             .values(encrypted_secret=encrypted)
@@ -321,5 +374,5 @@ class Store:
 
     def _rowcount(self, statement: Executable, parameters: dict[str, Any] | None = None) -> int:
         """Run an UPDATE or DELETE; how many rows it matched."""
-        result = cast("CursorResult[Any]", self.session.execute(statement, parameters))
+        result = cast("CursorResult[Any]", self.execute(statement, parameters))
         return result.rowcount

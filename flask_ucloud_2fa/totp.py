@@ -84,3 +84,26 @@ def matching_step(secret: str, code: str, for_time: float) -> int | None:
         if hmac.compare_digest(totp.generate_otp(step), code):
             matched = step
     return matched
+
+
+#: Time steps looked at on either side for :func:`drift_steps`: ten minutes each way.
+DRIFT_WINDOW = 20
+
+
+def drift_steps(secret: str, code: str, for_time: float, window: int = DRIFT_WINDOW) -> int | None:
+    """How many time steps ahead (positive) or behind (negative) of ``for_time`` the step
+    whose code is ``code`` lies, within ``window`` steps each way; the nearest such step, or
+    ``None``.
+
+    A diagnostic for a code that :func:`matching_step` refused, never a way to accept one: a
+    device whose clock is off shows the code of another step. At most ``2 * window + 1``
+    HMACs, nearest first; its time tells how far off the code was, which is no secret once
+    the code was refused.
+    """
+    now = time_step(for_time)
+    totp = pyotp.TOTP(secret, digits=DIGITS, interval=PERIOD)
+    for distance in range(window + 1):
+        for offset in (distance, -distance) if distance else (0,):
+            if hmac.compare_digest(totp.generate_otp(now + offset), code):
+                return offset
+    return None

@@ -4,6 +4,10 @@ clock, users with tokens.
 PostgreSQL tests use ``UCLOUD_2FA_TEST_POSTGRESQL_URL`` (default: the local server) and run in a
 database of their own, created for the run and dropped after it. Without a reachable server they
 skip with a message, except under ``CI=true``, where a missing server fails the run.
+
+Races (``@pytest.mark.race``, and every test on ``make_pg_app``) also run through pgbouncer in
+transaction pooling mode, as production deployments do, in front of a PostgreSQL cluster of the
+session's own (:mod:`clusters`), which fault tests may also stop and start.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ from sqlalchemy.exc import OperationalError
 
 from flask_ucloud_2fa import TwoFactor
 
+from clusters import Cluster
+from clusters import Pgbouncer
+from clusters import engine_options
+from clusters import pgbouncer
+from clusters import private_cluster
 from helpers import FakeClock
 from helpers import TestUser
 from helpers import add_user
@@ -64,12 +73,62 @@ def postgresql_url() -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """The session's own PostgreSQL cluster, which a test may stop and start."""
+    with private_cluster() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def cluster_url(cluster: Cluster) -> str:
+    """A database of its own on :func:`cluster`, connected to directly."""
+    return cluster.create_database("faults")
+
+
+@pytest.fixture(scope="session")
+def pooler(cluster: Cluster) -> Iterator[Pgbouncer]:
+    """pgbouncer in transaction pooling mode in front of :func:`cluster`."""
+    with pgbouncer(cluster) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_url(cluster: Cluster, pooler: Pgbouncer) -> str:
+    """A database of its own on :func:`cluster`, through pgbouncer."""
+    cluster.create_database("pooled")
+    return pooler.url("pooled")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "race: a race; on PostgreSQL it runs directly and through pgbouncer too"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test that uses the database runs on SQLite and on PostgreSQL; a race also through
+    pgbouncer."""
+    if "database_url" in metafunc.fixturenames:
+        databases = ["sqlite", "postgresql"]
+        if metafunc.definition.get_closest_marker("race"):
+            databases.append("pgbouncer")
+        metafunc.parametrize("database_url", databases, indirect=True)
+
+
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each test that uses the database runs once on SQLite and once on PostgreSQL."""
+    """The database of the test's parameter (see :func:`pytest_generate_tests`)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/test.sqlite"
-    url: str = request.getfixturevalue("postgresql_url")
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+@pytest.fixture(params=["postgresql", "pgbouncer"])
+def race_url(request: pytest.FixtureRequest) -> str:
+    """PostgreSQL for races: directly, and through pgbouncer."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
     return url
 
 
@@ -89,10 +148,7 @@ def _apps_on(database_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[Ma
             {
                 "TESTING": True,
                 "SQLALCHEMY_DATABASE_URI": database_url,
-                # PostgreSQL gets a pool big enough for every racing thread.
-                "SQLALCHEMY_ENGINE_OPTIONS": (
-                    {"pool_size": 20} if database_url.startswith("postgresql") else {}
-                ),
+                "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
                 "UCLOUD_2FA_ISSUER": "Test Auth Server",
                 "UCLOUD_2FA_ENCRYPTION_KEYS": [ENCRYPTION_KEY],
                 **(config or {}),
@@ -137,15 +193,31 @@ def app(request: pytest.FixtureRequest, make_app: MakeApp) -> Flask:
 
 
 @pytest.fixture
-def make_pg_app(postgresql_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[MakeApp]:
-    """Makes the integrator app on PostgreSQL (only), with extra configuration, for races."""
-    yield from _apps_on(postgresql_url, tmp_path, clock)
+def make_pg_app(race_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[MakeApp]:
+    """Makes the integrator app on PostgreSQL (only, directly and through pgbouncer), with
+    extra configuration, for races."""
+    yield from _apps_on(race_url, tmp_path, clock)
 
 
 @pytest.fixture
 def pg_app(make_pg_app: MakeApp) -> Flask:
-    """The integrator app on PostgreSQL (only), for races."""
+    """The integrator app on PostgreSQL (only, directly and through pgbouncer), for races."""
     return make_pg_app()
+
+
+@pytest.fixture
+def make_cluster_app(cluster_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[MakeApp]:
+    """Makes the integrator app on the session's own cluster, which the test may stop."""
+    yield from _apps_on(cluster_url, tmp_path, clock)
+
+
+@pytest.fixture(params=["cluster", "pgbouncer"])
+def make_fault_app(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> Iterator[MakeApp]:
+    """Makes the integrator app on the session's own cluster, which the test may stop,
+    directly and through pgbouncer."""
+    yield from _apps_on(request.getfixturevalue(f"{request.param}_url"), tmp_path, clock)
 
 
 @pytest.fixture

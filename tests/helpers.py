@@ -6,7 +6,9 @@ and extension (the integrator app builds both per app).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -23,6 +25,7 @@ from datetime import timezone
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pyotp
 import pytest
 import requests
@@ -35,6 +38,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine
 from sqlalchemy import event
 from sqlalchemy import func
+from sqlalchemy import make_url
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
@@ -92,11 +96,39 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
 def integrator_server(
     local_app: Flask, instance_path: str, *gunicorn_options: str, **config: Any
 ) -> Iterator[str]:
-    """Gunicorn serving the integrator app on ``local_app``'s database, with its encryption
-    keys and ``config`` (``UCLOUD_2FA_...`` keys); its base URL. Stopped at the end."""
+    """Gunicorn serving the integrator app on ``local_app``'s database, with its engine
+    options, encryption keys and ``config`` (``UCLOUD_2FA_...`` keys); its base URL. Stopped
+    at the end."""
+    with integrator_process(local_app, instance_path, *gunicorn_options, **config) as served:
+        yield served.url
+
+
+@dataclass
+class Served:
+    """A gunicorn of the tests: its base URL, its master process and the file of its log."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def workers(self) -> set[int]:
+        """The process ids of the master's workers now."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return {int(pid) for pid in children.read_text().split()}
+
+
+@contextmanager
+def integrator_process(
+    local_app: Flask, instance_path: str, *gunicorn_options: str, **config: Any
+) -> Iterator[Served]:
+    """:func:`integrator_server`, with its process and its log (``gunicorn.log`` in
+    ``instance_path``)."""
     environment = {
         **os.environ,
         "FLASK_SQLALCHEMY_DATABASE_URI": local_app.config["SQLALCHEMY_DATABASE_URI"],
+        "FLASK_SQLALCHEMY_ENGINE_OPTIONS": json.dumps(
+            local_app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})
+        ),
         "FLASK_SECRET_KEY": secrets.token_urlsafe(32),
         "FLASK_UCLOUD_2FA_ENCRYPTION_KEYS": ",".join(
             local_app.config["UCLOUD_2FA_ENCRYPTION_KEYS"]
@@ -105,15 +137,17 @@ def integrator_server(
         **{f"FLASK_{key}": str(value) for key, value in config.items()},
     }
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", *gunicorn_options, f"--bind=127.0.0.1:{port}",
-         "--pythonpath=tests", "integrator:create_app_from_env()"],
-        cwd=REPO, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    log = Path(instance_path) / f"gunicorn-{port}.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", *gunicorn_options, f"--bind=127.0.0.1:{port}",
+             "--pythonpath=tests", "integrator:create_app_from_env()"],
+            cwd=REPO, env=environment, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(url, process)
-        yield url
+        yield Served(url, process, log)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -242,6 +276,53 @@ def login_challenge(app: Flask, user_id: Any) -> str:
     return challenge_id
 
 
+#: What a browser accepts: it prefers HTML, so the login step treats the request as a browser's.
+BROWSER = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}
+
+
+@dataclass
+class BrowserChallenge:
+    """A browser's login challenge: the challenge page and its form's hidden fields."""
+
+    page: str
+    fields: dict[str, str]
+
+
+def browser_login(client: FlaskClient, user: TestUser) -> Any:
+    """``POST /auth/login`` with the user's password, as a browser (its cookies in ``client``)."""
+    return client.post(
+        "/auth/login",
+        json={"username": user.username, "password": user.password},
+        headers=BROWSER,
+    )
+
+
+def begin_browser_login(client: FlaskClient, user: TestUser) -> BrowserChallenge:
+    """Log in as a browser, as a user with 2FA: the challenge page it is sent to (its binding
+    cookie is in ``client``)."""
+    started = browser_login(client, user)
+    assert started.status_code == 302, started.get_data(as_text=True)
+    assert "/auth/2fa?challengeId=" in started.headers["Location"]
+    page = client.get(started.headers["Location"], headers=BROWSER)
+    assert page.status_code == 200, page.get_data(as_text=True)
+    html = page.get_data(as_text=True)
+    fields = dict(re.findall(r'name="(challengeId|csrfToken)" value="([^"]+)"', html))
+    assert set(fields) == {"challengeId", "csrfToken"}
+    return BrowserChallenge(html, fields)
+
+
+def answer_in_browser(
+    client: FlaskClient, challenge: BrowserChallenge, code: str, **form: str
+) -> Any:
+    """Post the challenge page's form with ``code`` (a TOTP or a recovery code) and ``form``'s
+    other fields (``rememberBrowser="yes"``)."""
+    return client.post(
+        "/auth/2fa/challenge/form",
+        data={**challenge.fields, "verificationCode": code, **form},
+        headers=BROWSER,
+    )
+
+
 def me(client: FlaskClient, access_token: str) -> Any:
     return client.get("/api/me", headers=bearer(access_token))
 
@@ -350,6 +431,41 @@ def assert_no_secrets(response: Any, *secrets_: str) -> None:
     text = response.get_data(as_text=True)
     for value in secrets_:
         assert value not in text
+
+
+#: What no answer may show of a failure: a traceback, the driver, the SQL, the server.
+FAILURE_TRACES = (
+    "Traceback", "psycopg", "sqlalchemy", "SQLAlchemy", "OperationalError", "SELECT ",
+    "UPDATE ", "SET LOCAL", "postgresql", "127.0.0.1",
+)  # fmt: skip
+#: ``Retry-After`` of an unavailable database.
+UNAVAILABLE_RETRY_AFTER = 5
+
+
+def assert_no_trace(response: Any, *secrets_: str) -> None:
+    """Nothing of the failure, and none of ``secrets_``, in the body."""
+    text = response.get_data(as_text=True)
+    for value in (*FAILURE_TRACES, *secrets_):
+        assert value not in text, value
+
+
+def assert_unavailable(response: Any, *secrets_: str) -> None:
+    """A 503 ``SERVICE_UNAVAILABLE`` in UCloud's shape with ``retryAfter``, which
+    ``Retry-After`` repeats, and nothing of the failure in it."""
+    assert_error(response, 503, "SERVICE_UNAVAILABLE")
+    assert set(response.json) == ERROR_KEYS | {"retryAfter"}
+    assert response.json["retryAfter"] == UNAVAILABLE_RETRY_AFTER
+    assert response.headers["Retry-After"] == str(UNAVAILABLE_RETRY_AFTER)
+    assert_no_trace(response, *secrets_)
+
+
+def assert_unavailable_page(response: Any, *secrets_: str) -> None:
+    """A browser's 503: an HTML page with ``Retry-After``, and nothing of the failure in it."""
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert response.mimetype == "text/html"
+    assert response.headers["Retry-After"] == str(UNAVAILABLE_RETRY_AFTER)
+    assert "unavailable for a moment" in response.get_data(as_text=True)
+    assert_no_trace(response, *secrets_)
 
 
 def assert_logs_in_with_the_password_alone(client: FlaskClient, user: TestUser) -> None:
@@ -531,6 +647,43 @@ def rows_of(app: Flask, user_id: Any) -> dict[str, Any]:
 NOTHING = {"credentials": [], "challenges": [], "recovery_codes": []}
 
 
+# -- locks held from outside --------------------------------------------------------------------
+
+
+def libpq_url(database_url: str) -> str:
+    """An SQLAlchemy URL as psycopg takes it."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(False)
+
+
+@contextmanager
+def credentials_locked(app: Flask, *user_ids: Any) -> Iterator[None]:
+    """The users' credential rows locked by another connection of PostgreSQL (``SELECT ...
+    FOR UPDATE`` in a transaction of its own, as an administrator's session or a migration may
+    hold them) until the block ends."""
+    table = two_factor_of(app).models.Credential.__table__.name
+    url = libpq_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    with psycopg.connect(url, prepare_threshold=None) as holder:
+        locked = holder.execute(
+            f'SELECT id FROM "{table}" WHERE user_id = ANY(%s) FOR UPDATE', (list(user_ids),)
+        ).fetchall()
+        assert len(locked) == len(user_ids)
+        yield
+        holder.rollback()
+
+
+def lock_waits(app: Flask) -> int:
+    """How many connections to the app's PostgreSQL database wait for a lock now."""
+    url = libpq_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    with psycopg.connect(url, prepare_threshold=None, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchone()
+    assert row is not None
+    waits: int = row[0]
+    return waits
+
+
 # -- counting statements -------------------------------------------------------------------------
 
 
@@ -602,3 +755,44 @@ def assert_one_winner(outcomes: list[Outcome], losers: set[int]) -> Outcome:
     assert statuses.count(200) == 1, statuses
     assert set(statuses) - {200} <= losers, statuses
     return next(outcome for outcome in outcomes if outcome.status == 200)
+
+
+# -- the browser tests (Playwright in Chromium, tests/example_app) ------------------------------
+
+#: Debian's Chromium, which Playwright drives (never ``playwright install``).
+CHROMIUM = os.environ.get("UCLOUD_2FA_CHROMIUM", "/usr/bin/chromium")
+#: Where ``UCLOUD_2FA_SCREENSHOTS=1`` saves a screenshot of each page, for the docs.
+SCREENSHOTS = REPO / "docs" / "_static" / "screenshots"
+
+
+@dataclass
+class Server:
+    """The example app served over HTTP for a browser: its user and its extension's clock."""
+
+    url: str
+    callback: str
+    username: str
+    password: str
+    clock: FakeClock
+
+
+def snapshot(page: Any, name: str) -> None:
+    """Save a screenshot for the docs when UCLOUD_2FA_SCREENSHOTS=1."""
+    if os.environ.get("UCLOUD_2FA_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page: Any, server: Server, name: str = "login") -> None:
+    """Log in on the example's login page with the server's user and password."""
+    page.goto(f"{server.url}/login")
+    page.get_by_label("Username").fill(server.username)
+    page.get_by_label("Password").fill(server.password)
+    snapshot(page, name)
+    page.get_by_role("button", name="Log in").click()
+
+
+def fresh_code(totp: pyotp.TOTP, clock: FakeClock) -> str:
+    """The code of the next time step, which the server has not seen: its clock moves on."""
+    clock.advance(30)
+    return totp.at(clock.now)

@@ -85,12 +85,14 @@ def create_app(
     instance_path: str,
     clock: Callable[[], float] = time.time,
     user_table: str | None = "user",
+    create_tables: bool = True,
 ) -> Flask:
     """An integrator app on ``config["SQLALCHEMY_DATABASE_URI"]``, tables created.
 
     :param clock: the extension's clock (a test's fake one).
     :param user_table: passed to :class:`TwoFactor`: the extension's rows then follow the user
         row (a foreign key with ``ON DELETE CASCADE``); ``None`` stores user ids as text.
+    :param create_tables: create the tables that do not exist yet (which connects).
     """
     app = Flask(__name__, instance_path=instance_path)
     app.config.update(config)
@@ -157,11 +159,14 @@ def create_app(
             isinstance(body.get(key), str) for key in ("username", "password")
         ):
             return error_response(MalformedLogin())
+        # Reserved before the hash is checked; TooManyAttempts answers 429 with Retry-After.
+        attempt = two_factor.limit_password_attempt(body["username"], request.remote_addr)
         user = db.session.execute(
             db.select(User).filter_by(username=body["username"])
         ).scalar_one_or_none()
         if user is None or not check_password_hash(user.password_hash, body["password"]):
             return error_response(InvalidCredentials())
+        attempt.succeeded()
         return two_factor.login(user.id)
 
     @app.get("/api/me")
@@ -194,8 +199,9 @@ def create_app(
     app.extensions[EXTENSION_KEY] = Integrator(
         db, User, Token, two_factor, require_oauth, finish_login
     )
-    with app.app_context():
-        db.create_all()
+    if create_tables:
+        with app.app_context():
+            db.create_all()
     return app
 
 
@@ -210,8 +216,13 @@ def _foreign_keys_on(connection: sqlite3.Connection, _record: object) -> None:
 def create_app_from_env() -> Flask:
     """The app for a server process: ``FLASK_*`` environment variables configure it
     (``FLASK_SQLALCHEMY_DATABASE_URI``, ``FLASK_UCLOUD_2FA_ENCRYPTION_KEYS``, ...);
-    ``INTEGRATOR_INSTANCE_PATH`` is its instance folder."""
+    ``INTEGRATOR_INSTANCE_PATH`` is its instance folder.
+
+    The test made the tables before starting the server, so a worker does not connect to the
+    database as it starts: one that starts while the database is down (a worker replaced during
+    an outage) serves 503s until it is back, instead of failing to boot, which stops gunicorn.
+    """
     instance_path = os.environ["INTEGRATOR_INSTANCE_PATH"]
     config = Config(instance_path)
     config.from_prefixed_env()
-    return create_app(dict(config), instance_path=instance_path)
+    return create_app(dict(config), instance_path=instance_path, create_tables=False)

@@ -319,6 +319,61 @@ def test_non_positive_limits_are_refused(make_custom_app: MakeApp, key: str, val
         make_custom_app({key: value})
 
 
+#: The settings that hold a positive whole number.
+NUMERIC_SETTINGS = [
+    f"UCLOUD_2FA_{name}"
+    for name in (
+        "CHALLENGE_LIFETIME",
+        "MAX_ATTEMPTS",
+        "BACKOFF_AFTER",
+        "BACKOFF_MAX",
+        "LOCKOUT_AFTER",
+        "LOCKOUT_DURATION",
+        "RECOVERY_CODES",
+        "LOGIN_ADDRESS_BUDGET",
+        "LOGIN_ADDRESS_FORGIVE",
+        "LOGIN_USER_BUDGET",
+        "LOGIN_USER_FORGIVE",
+    )
+]
+
+
+@pytest.mark.parametrize("value", ["abc", "5 attempts", None, 2.5j])
+@pytest.mark.parametrize("key", NUMERIC_SETTINGS)
+def test_non_numeric_limits_are_refused_by_name(
+    make_custom_app: MakeApp, key: str, value: Any
+) -> None:
+    with pytest.raises(
+        ValueError, match=re.escape(f"{key} must be a whole number, not {value!r}.")
+    ):
+        make_custom_app({key: value})
+
+
+@pytest.mark.parametrize("prefix", ["mfa", "/mfa/", "/", "", "/m fa", "/mfa?x", "/<user>", None])
+def test_a_url_prefix_that_cannot_work_is_refused_with_the_fix(
+    make_custom_app: MakeApp, prefix: Any
+) -> None:
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "UCLOUD_2FA_URL_PREFIX must be a path that starts with '/' and does not end with one,"
+            f" like '/auth/2fa', not {prefix!r}."
+        ),
+    ):
+        make_custom_app({"UCLOUD_2FA_URL_PREFIX": prefix})
+
+
+def test_every_numeric_setting_is_checked(make_custom_app: MakeApp) -> None:
+    config = make_custom_app().app.config
+    numeric = {
+        key
+        for key, value in config.items()
+        if key.startswith("UCLOUD_2FA_") and type(value) is int
+    }
+    # UCLOUD_2FA_REMEMBER_DAYS may be 0 (off): test_remember_browser.py checks it.
+    assert numeric == {*NUMERIC_SETTINGS, "UCLOUD_2FA_REMEMBER_DAYS"}
+
+
 def test_custom_url_prefix_serves_the_routes(make_custom_app: MakeApp) -> None:
     custom = make_custom_app({"UCLOUD_2FA_URL_PREFIX": "/mfa"})
     _, headers = custom.add_account("carol")

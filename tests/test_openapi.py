@@ -17,6 +17,7 @@ from hypothesis import assume
 from hypothesis import given
 from hypothesis import settings
 
+import flask_ucloud_2fa
 from flask_ucloud_2fa import openapi_document
 
 from helpers import add_user
@@ -41,6 +42,18 @@ def test_the_document_follows_the_url_prefix() -> None:
         "/mfa/recovery-codes",
         "/mfa/disable",
     }
+
+
+def test_the_document_says_which_prefix_its_paths_use() -> None:
+    default = openapi_document()["info"]["description"]
+    assert "the default UCLOUD_2FA_URL_PREFIX, /auth/2fa;" in default
+    described = openapi_document("/mfa")["info"]["description"]
+    assert "/auth/2fa" not in described
+    assert "this app's UCLOUD_2FA_URL_PREFIX, /mfa;" in described
+
+
+def test_the_document_has_the_package_version() -> None:
+    assert openapi_document()["info"]["version"] == flask_ucloud_2fa.__version__
 
 
 def test_the_app_serves_its_document(client: FlaskClient) -> None:

@@ -20,6 +20,7 @@ import flask_ucloud_2fa
 ROOT = Path(__file__).resolve().parents[1]
 #: What a development install brings and a user's or the demo's must not.
 DEVELOPMENT_TOOLS = {"pytest", "pytest-flask", "hypothesis", "schemathesis", "playwright"}
+DEVELOPMENT_TOOLS |= {"axe-playwright-python"}
 DEVELOPMENT_TOOLS |= {"sphinx", "furo", "mypy", "ruff", "bandit", "gunicorn", "build", "twine"}
 
 
@@ -67,9 +68,17 @@ def imported_distributions(folder: Path) -> set[str]:
 
 
 def test_every_package_the_extension_imports_is_a_runtime_dependency() -> None:
-    imported = imported_distributions(ROOT / "flask_ucloud_2fa")
+    # Flask-Babel is optional: imported where it is used, an ImportError meaning English.
+    imported = imported_distributions(ROOT / "flask_ucloud_2fa") - extra("babel")
     assert {"flask", "blinker", "pyotp"} <= imported
     assert imported <= runtime(), f"undeclared: {sorted(imported - runtime())}"
+
+
+def test_the_babel_extra_is_flask_babel_with_a_lower_bound_only() -> None:
+    lines = setup_cfg()["options.extras_require"]["babel"].split()
+    assert lines == ["Flask-Babel>=4.0"]
+    assert "flask-babel" in imported_distributions(ROOT / "flask_ucloud_2fa")
+    assert extra("babel") <= extra("demo") & extra("dev")
 
 
 def test_the_demo_extra_is_what_the_example_app_imports_besides_the_runtime() -> None:

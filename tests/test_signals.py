@@ -157,6 +157,9 @@ def test_events_name_every_signal_once() -> None:
         "recovery_codes_generated",
         "disabled",
         "reset",
+        "browser_remembered",
+        "remembered_login",
+        "browsers_forgotten",
     }
     assert all(isinstance(signal, Signal) for signal in signals.EVENTS.values())
     assert len({id(signal) for signal in signals.EVENTS.values()}) == len(signals.EVENTS)

@@ -136,3 +136,47 @@ def test_qr_code_has_the_quiet_zone_and_error_correction_of_the_standard() -> No
 def test_qr_code_of_a_text_too_long_for_any_symbol_is_refused() -> None:
     with pytest.raises(ValueError, match="Input too long for ECC level M"):
         qr.qr_png("x" * 3000)
+
+
+# -- clock drift: a diagnostic for a setup code that was refused --------------------------------
+
+
+def _codes_are_distinct(now: float, reach: int) -> bool:
+    step = totp.time_step(now)
+    return len({totp.code_at(SECRET, step + k) for k in range(-reach, reach + 1)}) == 2 * reach + 1
+
+
+@pytest.mark.parametrize("offset", [0, 1, -1, 2, -2, 6, -14, 20, -20])
+def test_drift_steps_finds_a_code_up_to_twenty_steps_away(offset: int) -> None:
+    now = 1_700_000_015.0
+    assert _codes_are_distinct(now, 41), "the test secret needs distinct codes around now"
+    code = totp.code_at(SECRET, totp.time_step(now) + offset)
+    assert totp.drift_steps(SECRET, code, now) == offset
+
+
+@pytest.mark.parametrize("offset", [21, -21, 41])
+def test_drift_steps_looks_no_further_than_its_window(offset: int) -> None:
+    now = 1_700_000_015.0
+    assert _codes_are_distinct(now, 41), "the test secret needs distinct codes around now"
+    code = totp.code_at(SECRET, totp.time_step(now) + offset)
+    assert totp.drift_steps(SECRET, code, now) is None
+    assert totp.drift_steps(SECRET, code, now, window=abs(offset)) == offset
+
+
+def test_drift_steps_of_a_code_of_no_nearby_step_costs_41_hmacs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = 1_700_000_015.0
+    step = totp.time_step(now)
+    nearby = {totp.code_at(SECRET, step + k) for k in range(-20, 21)}
+    code = next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in nearby)
+    steps: list[int] = []
+    generate = pyotp.TOTP.generate_otp
+
+    def counted(self: pyotp.TOTP, input: int) -> str:
+        steps.append(input)
+        return generate(self, input)
+
+    monkeypatch.setattr(pyotp.TOTP, "generate_otp", counted)
+    assert totp.drift_steps(SECRET, code, now) is None
+    assert sorted(steps) == list(range(step - 20, step + 21))

@@ -15,6 +15,7 @@ from sqlalchemy import event
 from werkzeug.security import check_password_hash
 from werkzeug.security import generate_password_hash
 
+from flask_ucloud_2fa import InvalidRequest
 from flask_ucloud_2fa import LoginCompleted
 from flask_ucloud_2fa import TwoFactor
 from flask_ucloud_2fa import TwoFactorError
@@ -79,12 +80,19 @@ def finish_login(login: LoginCompleted):
 
 @app.post("/auth/login")
 def login():
-    body = request.get_json(force=True)
+    body = request.get_json(silent=True)  # a JSON object, sent as application/json
+    if not isinstance(body, dict) or not all(
+        isinstance(body.get(key), str) for key in ("username", "password")
+    ):
+        return error_response(InvalidRequest("Send a JSON object with username and password."))
+    # Counted before the password is checked: 429 with Retry-After when it is one too many.
+    attempt = two_factor.limit_password_attempt(body["username"], request.remote_addr)
     user = db.session.execute(
-        db.select(User).filter_by(username=body.get("username"))
+        db.select(User).filter_by(username=body["username"])
     ).scalar_one_or_none()
-    if user is None or not check_password_hash(user.password_hash, body.get("password", "")):
+    if user is None or not check_password_hash(user.password_hash, body["password"]):
         return error_response(InvalidCredentials())
+    attempt.succeeded()
     return two_factor.login(user.id)  # {"2fa": challengeId} when 2FA is on, else the tokens
 
 

@@ -11,13 +11,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 from urllib.parse import urlsplit
@@ -26,131 +21,15 @@ import pyotp
 import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
-from cryptography.fernet import Fernet
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from werkzeug.serving import make_server
 
-import example_app
-from example_app import create_app
-from example_app import db
-from example_app.models import User
+from helpers import Server
+from helpers import fresh_code
+from helpers import log_in
+from helpers import snapshot
 
-from helpers import FakeClock
-from helpers import free_port
-from helpers import require_service
-
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("UCLOUD_2FA_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = REPO / "docs" / "_static" / "screenshots"
 CLIENT_ID = "demo-client"
-
-
-@dataclass
-class Server:
-    url: str
-    callback: str
-    username: str
-    password: str
-    clock: FakeClock
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The example app on a fresh SQLite database with a user, served by a threaded HTTP server
-    on a free port, its extension on a fake clock."""
-    workdir = tmp_path_factory.mktemp("browser")
-    callback = f"http://127.0.0.1:{free_port()}/callback"
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir}/browser.sqlite",
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "UCLOUD_2FA_ENCRYPTION_KEYS": [Fernet.generate_key().decode()],
-            "OAUTH_DEMO_REDIRECT_URIS": [callback],
-            "OAUTH_JWT_KEY_PEM": key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ).decode(),
-        },
-        instance_path=str(workdir),
-    )
-    username, password = "alice", secrets.token_urlsafe(12)
-    with app.app_context():
-        user = User(username=username)
-        user.set_password(password)
-        db.session.add(user)
-        db.session.commit()
-    # Near the real time, so the ID token's times stay plausible.
-    clock = FakeClock(now=time.time() // 30 * 30 + 5)
-    real_clock, example_app.two_factor.clock = example_app.two_factor.clock, clock
-    http = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Server(f"http://127.0.0.1:{http.server_port}", callback, username, password, clock)
-    finally:
-        http.shutdown()
-        thread.join(timeout=10)
-        example_app.two_factor.clock = real_clock
-        with app.app_context():
-            db.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        require_service(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def snapshot(page: Any, name: str) -> None:
-    """Save a screenshot for the docs when UCLOUD_2FA_SCREENSHOTS=1."""
-    if os.environ.get("UCLOUD_2FA_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def log_in(page: Any, server: Server, name: str = "login") -> None:
-    page.goto(f"{server.url}/login")
-    page.get_by_label("Username").fill(server.username)
-    page.get_by_label("Password").fill(server.password)
-    snapshot(page, name)
-    page.get_by_role("button", name="Log in").click()
-
-
-def fresh_code(totp: pyotp.TOTP, clock: FakeClock) -> str:
-    """The code of the next time step, which the server has not seen: its clock moves on."""
-    clock.advance(30)
-    return totp.at(clock.now)
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +48,9 @@ def connected(server: Server, browser: Any) -> Iterator[pyotp.TOTP]:
     snapshot(page, "setup")
     page.locator("#code").fill(fresh_code(totp, server.clock))
     page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url(f"{server.url}/settings/2fa/confirm")
+    assert page.locator("#recovery-codes li").count() == 10
+    page.get_by_role("link", name="I have saved them").click()
     page.wait_for_url(f"{server.url}/settings")
     assert page.locator("#status").inner_text() == "connected"
     snapshot(page, "settings-connected")

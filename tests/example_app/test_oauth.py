@@ -917,6 +917,7 @@ def test_creating_the_app_again_keeps_one_demo_client(app: Flask, database_url: 
 RACERS = 4
 
 
+@pytest.mark.race
 def test_of_parallel_exchanges_of_one_code_one_wins(
     app: Flask, client: FlaskClient, user: TestUser
 ) -> None:
@@ -932,6 +933,7 @@ def test_of_parallel_exchanges_of_one_code_one_wins(
     assert count(app, Token, client_id="demo-client") == 3
 
 
+@pytest.mark.race
 def test_of_parallel_refreshes_with_one_token_one_wins(
     app: Flask, client: FlaskClient, user: TestUser
 ) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from html import unescape
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from flask import Flask
@@ -20,9 +22,11 @@ from example_app.models import Token
 from example_app.models import User
 
 from helpers import FakeClock
+from helpers import canonical
 from helpers import code_for
 from helpers import count
 from helpers import decrypt_secret
+from helpers import stored_hashes
 from helpers import wrong_code
 
 if TYPE_CHECKING:
@@ -217,7 +221,8 @@ def connected_in_a_password_session(
     response = settings_post(
         client, "/settings/2fa/confirm", challengeId=challenge_id, code=code_for(secret, clock)
     )
-    assert response.status_code == 302
+    assert response.status_code == 200  # the first recovery codes
+    assert len(page(response).text("recovery-codes").split()) == 10
     clock.advance(30)
     return secret
 
@@ -485,11 +490,11 @@ def test_confirming_with_the_apps_code_connects(
         client, "/settings/2fa/confirm", challengeId=challenge_id, code=code_for(secret, clock)
     )
 
-    assert response.status_code == 302
-    assert response.location == "/settings"
-    settings = page(client.get("/settings"))
-    assert settings.text("status") == "connected"
-    assert settings.text("notices") == "Two-factor authentication is connected."
+    assert response.status_code == 200
+    shown = page(response)
+    assert shown.text("notices") == "Two-factor authentication is connected."
+    assert len(shown.text("recovery-codes").split()) == 10
+    assert page(client.get("/settings")).text("status") == "connected"
     assert credential(app, logged_in).connected
 
 
@@ -507,7 +512,7 @@ def test_code_typed_with_a_space_is_accepted(
         client, "/settings/2fa/confirm", challengeId=challenge_id, code=f" {code[:3]} {code[3:]} "
     )
 
-    assert response.status_code == 302
+    assert response.status_code == 200
     assert credential(app, logged_in).connected
 
 
@@ -624,8 +629,166 @@ def test_an_earlier_setup_is_replaced(
     )
 
     assert stale.status_code == 404
-    assert fresh.status_code == 302
+    assert fresh.status_code == 200
     assert credential(app, logged_in).connected
+
+
+# -- the first recovery codes, and a phone whose clock is off ----------------------------------
+
+RECOVERY_CODE = re.compile(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){3}")
+
+
+def downloaded_text(response: TestResponse) -> str:
+    """The text file the page's download link holds: its ``data:`` URL, decoded."""
+    html = response.get_data(as_text=True)
+    tags = re.findall(r'<a [^>]*id="download-recovery-codes"[^>]*>', html)
+    assert len(tags) == 1, tags
+    assert 'download="recovery-codes.txt"' in tags[0]
+    href = unescape(re.findall(r'href="([^"]*)"', tags[0])[0])
+    prefix = "data:text/plain;charset=utf-8,"
+    assert href.startswith(prefix), href
+    return unquote(href[len(prefix) :])
+
+
+def test_confirming_shows_the_first_recovery_codes_once(
+    app: Flask,
+    client: FlaskClient,
+    logged_in: TestUser,
+    clock: FakeClock,
+    set_up: Callable[[], tuple[str, str]],
+) -> None:
+    secret, challenge_id = set_up()
+    form = {"challengeId": challenge_id, "code": code_for(secret, clock)}
+
+    response = settings_post(client, "/settings/2fa/confirm", **form)
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    shown = page(response)
+    assert shown.text("store-now") == "Store these now: they will not be shown again."
+    codes = shown.text("recovery-codes").split()
+    assert len(set(codes)) == 10
+    assert all(RECOVERY_CODE.fullmatch(code) for code in codes)
+    # The same codes, one a line, in a read-only field to select and copy.
+    assert shown.texts["recovery-codes-text"] == "\n".join(codes)
+    assert shown.labels["recovery-codes-text"] == "The same codes as text, to select and copy"
+    # Stored only hashed.
+    hashes = stored_hashes(app, logged_in.id)
+    assert len(hashes) == 10
+    assert not any(canonical(code) in value for code in codes for value in hashes)
+    # Never shown again: not on the settings page, not when a reload sends the form again.
+    settings = client.get("/settings").get_data(as_text=True)
+    again = settings_post(client, "/settings/2fa/confirm", **form)
+    assert again.status_code == 404
+    assert page(again).text("problem") == (
+        "Two-factor authentication is already connected, and recovery codes are shown only"
+        " once. If you did not save them, make new ones."
+    )
+    for code in codes:
+        assert code not in settings and code not in again.get_data(as_text=True)
+    # Each works once at the login step.
+    login = {"username": logged_in.username, "password": logged_in.password}
+    for expected in (200, 403):
+        challenge = client.post("/auth/login", json=login).json["2fa"]
+        used = client.post(
+            "/auth/2fa/challenge", json={"challengeId": challenge, "recoveryCode": codes[0]}
+        )
+        assert used.status_code == expected
+
+
+def test_the_first_recovery_codes_download_as_a_text_file(
+    client: FlaskClient,
+    logged_in: TestUser,
+    clock: FakeClock,
+    set_up: Callable[[], tuple[str, str]],
+) -> None:
+    secret, challenge_id = set_up()
+
+    response = settings_post(
+        client, "/settings/2fa/confirm", challengeId=challenge_id, code=code_for(secret, clock)
+    )
+
+    codes = page(response).text("recovery-codes").split()
+    assert downloaded_text(response) == "\n".join(
+        [
+            f"Recovery codes of {logged_in.username} (Example Auth Server)",
+            "Each code works once, in place of a code from your authenticator app.",
+            "",
+            *codes,
+            "",
+        ]
+    )
+
+
+def test_new_recovery_codes_download_as_a_text_file(
+    client: FlaskClient, connected: str, clock: FakeClock
+) -> None:
+    response = settings_post(
+        client, "/settings/2fa/recovery-codes", code=code_for(connected, clock)
+    )
+
+    codes = page(response).text("recovery-codes").split()
+    assert len(codes) == 10
+    assert downloaded_text(response).splitlines()[3:] == codes
+    assert page(response).text("store-now") == "Store these now: they will not be shown again."
+
+
+@pytest.mark.parametrize(
+    ("offset_steps", "drift"),
+    [
+        pytest.param(6, "about 3 minutes ahead", id="3-minutes-ahead"),
+        pytest.param(-14, "about 7 minutes behind", id="7-minutes-behind"),
+        pytest.param(2, "about 1 minute ahead", id="1-minute-ahead"),
+    ],
+)
+def test_setup_code_of_a_phone_whose_clock_is_off_says_how_far(
+    app: Flask,
+    client: FlaskClient,
+    logged_in: TestUser,
+    clock: FakeClock,
+    set_up: Callable[[], tuple[str, str]],
+    offset_steps: int,
+    drift: str,
+) -> None:
+    secret, challenge_id = set_up()
+
+    response = settings_post(
+        client,
+        "/settings/2fa/confirm",
+        challengeId=challenge_id,
+        code=code_for(secret, clock, offset_steps),
+    )
+
+    assert response.status_code == 403
+    assert page(response).text("problem") == (
+        "That code is not right. Try the code your app shows now (4 attempts left)."
+        f" Your device's clock seems to be {drift}: set its date and time to automatic, then"
+        " try again."
+    )
+    assert not credential(app, logged_in).connected
+    assert credential(app, logged_in).failures == 1
+
+
+def test_setup_code_further_than_ten_minutes_away_says_nothing_of_the_clock(
+    client: FlaskClient,
+    logged_in: TestUser,
+    clock: FakeClock,
+    set_up: Callable[[], tuple[str, str]],
+) -> None:
+    secret, challenge_id = set_up()
+    nearby = {code_for(secret, clock, near) for near in range(-20, 21)}
+    far = next(
+        code
+        for code in (code_for(secret, clock, steps) for steps in range(21, 60))
+        if code not in nearby
+    )
+
+    response = settings_post(client, "/settings/2fa/confirm", challengeId=challenge_id, code=far)
+
+    assert response.status_code == 403
+    assert page(response).text("problem") == (
+        "That code is not right. Try the code your app shows now (4 attempts left)."
+    )
 
 
 def test_setup_when_connected_is_409_and_changes_nothing(
@@ -706,8 +869,10 @@ def test_recovery_codes_are_shown_once_for_a_code(
 
 
 def test_wrong_code_for_recovery_codes_is_403(
-    app: Flask, client: FlaskClient, connected: str, clock: FakeClock
+    app: Flask, client: FlaskClient, logged_in: TestUser, connected: str, clock: FakeClock
 ) -> None:
+    codes_of_the_setup = stored_hashes(app, logged_in.id)
+
     response = settings_post(
         client, "/settings/2fa/recovery-codes", code=wrong_code(connected, clock)
     )
@@ -716,7 +881,8 @@ def test_wrong_code_for_recovery_codes_is_403(
     assert page(response).text("problem") == (
         "That code is not right. Try the code your app shows now, or a recovery code."
     )
-    assert count(app, example_app.two_factor.models.RecoveryCode) == 0
+    assert len(codes_of_the_setup) == 10
+    assert stored_hashes(app, logged_in.id) == codes_of_the_setup
 
 
 def test_disabling_with_a_code_turns_2fa_off(
@@ -1031,6 +1197,7 @@ def test_a_password_only_session_cannot_disable_2fa_or_make_recovery_codes(
     """The session from before 2FA was turned on (or of a stolen password) must log in again
     with a code: it cannot turn 2FA off, nor lock the user out with wrong codes."""
     secret = connected_in_a_password_session
+    codes_of_the_setup = stored_hashes(app, logged_in.id)
 
     response = settings_post(client, path, code=code_for(secret, clock))
 
@@ -1039,7 +1206,8 @@ def test_a_password_only_session_cannot_disable_2fa_or_make_recovery_codes(
     assert "Log in again with a code" in shown.text("problem")
     assert credential(app, logged_in).connected
     assert credential(app, logged_in).failures == 0
-    assert count(app, example_app.two_factor.models.RecoveryCode) == 0
+    assert len(codes_of_the_setup) == 10
+    assert stored_hashes(app, logged_in.id) == codes_of_the_setup
     assert user_id_of(client) == logged_in.id  # asked to log in again, not logged out
 
 
@@ -1104,3 +1272,122 @@ def test_the_example_app_overrides_the_challenge_page_with_its_own_layout(
     assert page.status_code == 404
     assert "<title>Two-factor authentication · Example Auth Server</title>" in html
     assert 'href="/login" id="back-to-login"' in html
+
+
+# -- languages ---------------------------------------------------------------------------------
+
+#: What the pages say in each language: a page's title, and texts by element id.
+LANGUAGE_TEXTS = {
+    "en": {
+        "login": "Log in · Example Auth Server",
+        "settings": "Settings · Example Auth Server",
+        "off": "not connected",
+        "setup": "Set up two-factor authentication · Example Auth Server",
+        "qr": "QR code that adds this account to an authenticator app; the same key is shown"
+        " as text below",
+        "codes": "Recovery codes · Example Auth Server",
+        "connected": "Two-factor authentication is connected.",
+        "challenge": "Two-factor authentication · Example Auth Server",
+        "code label": "Code from your authenticator app",
+        "wrong": "That code is not right. Try the code your app shows now (4 attempts left).",
+        "why": "The body must be a JSON object.",
+    },
+    "da": {
+        "login": "Log ind · Example Auth Server",
+        "settings": "Indstillinger · Example Auth Server",
+        "off": "ikke slået til",
+        "setup": "Opsæt tofaktorgodkendelse · Example Auth Server",
+        "qr": "QR-kode, der tilføjer denne konto til en godkendelsesapp; den samme nøgle vises"
+        " som tekst nedenfor",
+        "codes": "Gendannelseskoder · Example Auth Server",
+        "connected": "Tofaktorgodkendelse er slået til.",
+        "challenge": "Tofaktorgodkendelse · Example Auth Server",
+        "code label": "Kode fra din godkendelsesapp",
+        "wrong": "Koden er forkert. Prøv den kode, din app viser nu (4 forsøg tilbage).",
+        "why": "Indholdet skal være et JSON-objekt.",
+    },
+    "de": {
+        "login": "Anmelden · Example Auth Server",
+        "settings": "Einstellungen · Example Auth Server",
+        "off": "nicht eingerichtet",
+        "setup": "Zwei-Faktor-Authentifizierung einrichten · Example Auth Server",
+        "qr": "QR-Code, der dieses Konto zu einer Authenticator-App hinzufügt; derselbe"
+        " Schlüssel steht unten als Text",
+        "codes": "Wiederherstellungscodes · Example Auth Server",
+        "connected": "Die Zwei-Faktor-Authentifizierung ist eingerichtet.",
+        "challenge": "Zwei-Faktor-Authentifizierung · Example Auth Server",
+        "code label": "Code aus Ihrer Authenticator-App",
+        "wrong": "Dieser Code stimmt nicht. Versuchen Sie den Code, den Ihre App jetzt anzeigt"
+        " (noch 4 Versuche).",
+        "why": "Der Inhalt muss ein JSON-Objekt sein.",
+    },
+}
+
+
+def title(response: TestResponse) -> str:
+    match = re.search(r"<title>(.*?)</title>", response.get_data(as_text=True), re.S)
+    assert match is not None
+    return " ".join(unescape(match[1]).split())
+
+
+def speaks(client: FlaskClient, language: str) -> None:
+    """Every later request of ``client`` accepts ``language`` first, as a browser set to it."""
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = f"{language}, en;q=0.5"
+
+
+@pytest.mark.parametrize("language", ["en", "da", "de"])
+def test_the_pages_from_login_to_recovery_codes_are_in_the_browsers_language(
+    client: FlaskClient, user: TestUser, clock: FakeClock, language: str
+) -> None:
+    texts = LANGUAGE_TEXTS[language]
+    speaks(client, language)
+
+    login_page = client.get("/login")
+    assert f'<html lang="{language}">' in login_page.get_data(as_text=True)
+    assert title(login_page) == texts["login"]
+    assert post_login(client, user).status_code == 302
+    settings_page = client.get("/settings")
+    assert title(settings_page) == texts["settings"]
+    assert page(settings_page).text("status") == texts["off"]
+    setup_page = settings_post(client, "/settings/2fa/setup")
+    assert title(setup_page) == texts["setup"]
+    assert page(setup_page).images[0]["alt"] == texts["qr"]
+    shown = page(setup_page)
+    codes_page = settings_post(
+        client,
+        "/settings/2fa/confirm",
+        challengeId=shown.value("challengeId"),
+        code=code_for(shown.text("secret"), clock),
+    )
+    assert title(codes_page) == texts["codes"]
+    assert page(codes_page).text("notices") == texts["connected"]
+
+
+@pytest.mark.parametrize("language", ["en", "da", "de"])
+def test_the_challenge_page_and_its_answers_are_in_the_browsers_language(
+    client: FlaskClient, connected_user: tuple[TestUser, str], clock: FakeClock, language: str
+) -> None:
+    user, secret = connected_user
+    texts = LANGUAGE_TEXTS[language]
+    speaks(client, language)
+    location = post_login(client, user).location
+
+    challenge = client.get(location, headers=BROWSER)
+    assert title(challenge) == texts["challenge"]  # the app's layout, in the app's catalogue
+    assert page(challenge).labels["verification-code"] == texts["code label"]  # the extension's
+    wrong = answer_challenge(client, location, wrong_code(secret, clock))
+    assert wrong.status_code == 403
+    assert page(wrong).text("problem") == texts["wrong"]
+
+
+@pytest.mark.parametrize("language", ["da", "de"])
+def test_the_extensions_json_errors_follow_the_apps_locale_with_the_same_error_code(
+    client: FlaskClient, language: str
+) -> None:
+    english = client.post("/auth/2fa/challenge", data="[]")
+    speaks(client, language)
+    translated = client.post("/auth/2fa/challenge", data="[]")
+    assert english.status_code == translated.status_code == 400
+    assert english.json["errorCode"] == translated.json["errorCode"] == "BAD_REQUEST"
+    assert english.json["why"] == LANGUAGE_TEXTS["en"]["why"]
+    assert translated.json["why"] == LANGUAGE_TEXTS[language]["why"]
