@@ -70,7 +70,7 @@ LOGIN_CHALLENGE=$(curl -s -X POST {url}/auth/login -H 'Content-Type: application
 CODE=123456
 curl -s -X POST -H 'Content-Type: application/json' {url}/auth/2fa/challenge \\
   -d "{{\\"challengeId\\": \\"$LOGIN_CHALLENGE\\", \\"verificationCode\\": \\"$CODE\\"}}"
-# {{"accessToken": "...", "expiresAt": ..., "refreshToken": "..."}}
+# {{"accessToken": "...", "csrfToken": "...", "expiresAt": ..., "refreshToken": "..."}}
 
 # 6. Done: remove the session's files, the TOTP secret with them.
 rm -r "$DEMO_DIR"
