@@ -14,6 +14,7 @@ away, so once it is back the next requests succeed, in every worker, without a r
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 from flask import Flask
 from flask import current_app
@@ -51,9 +52,22 @@ def is_outage(error: BaseException) -> bool:
     ``OperationalError`` ("errors related to the database's operation and not necessarily under
     the control of the programmer": a refused or lost connection, a cancelled statement, a lock
     not available), a connection SQLAlchemy found dead, or no free connection in the pool."""
-    if isinstance(error, (OperationalError, PoolTimeout)):
+    if isinstance(error, OperationalError):
+        return not _schema_mistake(error)
+    if isinstance(error, PoolTimeout):
         return True
     return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+#: How SQLite words a mistake in the schema or the SQL, which it reports as an
+#: ``OperationalError`` too (PostgreSQL raises ``ProgrammingError``): a missing table is a
+#: forgotten migration, a bug to see with its traceback, not an outage to wait out.
+_SQLITE_MISTAKES = ("no such table", "no such column", "table ", "syntax error", "near ")
+
+
+def _schema_mistake(error: OperationalError) -> bool:
+    cause = error.orig
+    return isinstance(cause, sqlite3.OperationalError) and str(cause).startswith(_SQLITE_MISTAKES)
 
 
 def database_error(error: Exception) -> ResponseReturnValue:

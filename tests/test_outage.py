@@ -20,6 +20,7 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import InterfaceError
 from sqlalchemy.exc import OperationalError
@@ -39,6 +40,7 @@ from helpers import begin_login
 from helpers import challenge_attempts
 from helpers import code_for
 from helpers import connect
+from helpers import db_of
 from helpers import failures_of
 from helpers import integrator_process
 from helpers import login
@@ -248,6 +250,26 @@ def test_a_database_error_that_is_a_bug_stays_a_500(make_sqlite_app: MakeApp) ->
     response = app.test_client().get("/api/failing")
 
     assert response.status_code == 500
+
+
+def test_a_missing_table_on_sqlite_is_a_bug_not_an_outage(
+    make_sqlite_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLite reports a forgotten migration as an ``OperationalError`` too: it stays a 500, with
+    its traceback in the log, not a 503 to wait out."""
+    app = make_sqlite_app()
+    user = add_user(app)
+    with app.app_context():
+        db_of(app).session.execute(text("DROP TABLE ucloud_2fa_credential"))
+        db_of(app).session.commit()
+    app.testing = False
+
+    response = app.test_client().get("/auth/2fa/status", headers=user.headers)
+
+    assert response.status_code == 500
+    [record] = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert "answered 503" not in record.getMessage()
+    assert record.exc_info is not None  # the traceback, to find the missing table by
 
 
 def test_the_apps_own_handler_answers_an_unavailable_database_its_way(
