@@ -10,7 +10,6 @@ disturbed.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from flask_ucloud_2fa import DatabaseUnavailable
 
 from clusters import Cluster
+from helpers import BROWSER
 from helpers import UNAVAILABLE_RETRY_AFTER
 from helpers import FakeClock
 from helpers import TestUser
@@ -36,6 +36,7 @@ from helpers import add_user
 from helpers import answer
 from helpers import assert_unavailable
 from helpers import assert_unavailable_page
+from helpers import begin_browser_login
 from helpers import begin_login
 from helpers import challenge_attempts
 from helpers import code_for
@@ -48,21 +49,6 @@ from helpers import rows_of
 from helpers import wrong_code
 
 MakeApp = Callable[..., Flask]
-BROWSER = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}
-
-
-def browser_challenge(client: FlaskClient, user: TestUser) -> dict[str, str]:
-    """Log in as a browser: the challenge page's form fields (its cookie is in ``client``)."""
-    started = client.post(
-        "/auth/login",
-        json={"username": user.username, "password": user.password},
-        headers=BROWSER,
-    )
-    assert started.status_code == 302, started.get_data(as_text=True)
-    page = client.get(started.headers["Location"], headers=BROWSER).get_data(as_text=True)
-    fields = dict(re.findall(r'name="(challengeId|csrfToken)" value="([^"]+)"', page))
-    assert set(fields) == {"challengeId", "csrfToken"}
-    return fields
 
 
 def database_answers(app: Flask, client: FlaskClient, user: TestUser, timeout: float) -> float:
@@ -98,7 +84,7 @@ def test_every_route_answers_503_while_the_database_is_down_and_nothing_is_lost(
     pending = begin_login(client, user)
     assert answer(client, pending, wrong_code(secret, clock)).status_code == 403
     browser = app.test_client()
-    form = browser_challenge(browser, user)
+    form = begin_browser_login(browser, user).fields
     before = rows_of(app, user.id)
     proof = {"verificationCode": code_for(secret, clock, 1)}
 
