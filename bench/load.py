@@ -136,14 +136,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def gunicorn_command(port: int, database_uri: str, log: Path) -> list[str]:
+def gunicorn_command(port: int, log: Path, app: str, workers: int = WORKERS) -> list[str]:
+    """gunicorn's command line serving ``app`` (``module:factory(...)``, found on ``bench/``)."""
     from gunicorn.config import KNOWN_SETTINGS  # type: ignore[import-untyped]
 
     command = [
         sys.executable,
         "-m",
         "gunicorn",
-        f"--workers={WORKERS}",
+        f"--workers={workers}",
         "--worker-class=sync",
         f"--bind={HOST}:{port}",
         f"--pythonpath={BENCH}",
@@ -155,7 +156,7 @@ def gunicorn_command(port: int, database_uri: str, log: Path) -> list[str]:
         # (or a benchmark and someone's server) at the same time would fight over it.
         command.append("--no-control-socket")
     # Each worker builds its own app (no --preload): a SQLite connection must not cross a fork.
-    return [*command, f"run:build_app({database_uri!r})"]
+    return [*command, app]
 
 
 def server_cpu(master: int) -> tuple[frozenset[int], float] | None:
@@ -183,14 +184,17 @@ def server_cpu(master: int) -> tuple[frozenset[int], float] | None:
 
 
 @contextmanager
-def gunicorn(database_uri: str, directory: Path) -> Iterator[Server]:
-    """gunicorn serving ``run.build_app(database_uri)`` on a free port, stopped on the way out."""
+def gunicorn(
+    database_uri: str, directory: Path, app: str | None = None, workers: int = WORKERS
+) -> Iterator[Server]:
+    """gunicorn serving ``app`` (``run.build_app(database_uri)`` by default) with ``workers``
+    sync workers on a free port, stopped on the way out."""
     port = free_port()
     log = directory / "gunicorn.log"
     # No gunicorn.conf.py of the current directory, no GUNICORN_CMD_ARGS: only the flags above.
     environment = {key: value for key, value in os.environ.items() if key != "GUNICORN_CMD_ARGS"}
     process = subprocess.Popen(
-        gunicorn_command(port, database_uri, log),
+        gunicorn_command(port, log, app or f"run:build_app({database_uri!r})", workers),
         cwd=directory,
         env=environment,
         stdin=subprocess.DEVNULL,

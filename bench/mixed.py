@@ -72,13 +72,11 @@ import random
 import secrets
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -92,12 +90,8 @@ from flask import jsonify
 from load import HOST
 from load import BenchmarkError
 from load import Server
-from load import free_port
-from load import gunicorn_command
+from load import gunicorn
 from load import server_cpu
-from load import stop
-from load import tail
-from load import wait_until_serving
 from run import RESULTS
 from run import write_section
 from scale import DATABASE_URL_VARIABLE
@@ -288,34 +282,11 @@ def used_steps() -> dict[int, int]:
 # -- the server ------------------------------------------------------------------------------
 
 
-@contextmanager
-def serve(database_uri: str, directory: Path) -> Iterator[Server]:
-    """gunicorn with :data:`WORKERS` workers serving :func:`build_app`, stopped on the way out.
-
-    ``bench/load.py``'s command line (its flags, its control-socket rule), with this script's
-    worker count and app.
-    """
-    port, log = free_port(), directory / "gunicorn.log"
-    *flags, _app = gunicorn_command(port, database_uri, log)
-    flags = [f"--workers={WORKERS}" if flag.startswith("--workers=") else flag for flag in flags]
+def serve(database_uri: str, directory: Path) -> AbstractContextManager[Server]:
+    """gunicorn with :data:`WORKERS` workers serving :func:`build_app`, stopped on the way out:
+    ``bench/load.py``'s server (its flags, its control-socket rule, its start and stop)."""
     app = f"mixed:build_app({database_uri!r}, {str(directory / 'instance')!r})"
-    environment = {key: value for key, value in os.environ.items() if key != "GUNICORN_CMD_ARGS"}
-    process = subprocess.Popen(
-        [*flags, app],
-        cwd=directory,
-        env=environment,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: stopped whole, out of Ctrl-C's reach
-    )
-    try:
-        wait_until_serving(process, port, log)
-        yield Server(f"http://{HOST}:{port}", process.pid)
-        if process.poll() is not None:
-            raise BenchmarkError(f"gunicorn died during the load.\n{tail(log)}")
-    finally:
-        stop(process)
+    return gunicorn(database_uri, directory, app, WORKERS)
 
 
 def workers(server: Server) -> dict[int, int]:
