@@ -92,6 +92,21 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
     raise AssertionError(f"{url} did not come up")
 
 
+def connect_over_http(base: str, headers: dict[str, str]) -> pyotp.TOTP:
+    """Set up and confirm 2FA through a running server at ``base``, on its own (real) clock;
+    the user's authenticator."""
+    setup = requests.post(f"{base}/auth/2fa", headers=headers, timeout=10).json()
+    totp = pyotp.TOTP(setup["secret"])
+    confirmed = requests.post(
+        f"{base}/auth/2fa/challenge",
+        headers=headers,
+        json={"challengeId": setup["challengeId"], "verificationCode": totp.now()},
+        timeout=10,
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    return totp
+
+
 @contextmanager
 def integrator_server(
     local_app: Flask, instance_path: str, *gunicorn_options: str, **config: Any

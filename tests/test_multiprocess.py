@@ -22,6 +22,7 @@ from flask import Flask
 from werkzeug.security import generate_password_hash
 
 from helpers import FAST_HASH
+from helpers import connect_over_http
 from helpers import failures_of
 from helpers import integrator_server
 from integrator import integrator_of
@@ -79,20 +80,6 @@ def server_user(local_app: Flask) -> Callable[[str], ServerUser]:
     return make
 
 
-def connect(base: str, user: ServerUser) -> pyotp.TOTP:
-    """Set up and confirm 2FA on ``base``; the user's authenticator."""
-    setup = requests.post(f"{base}/auth/2fa", headers=user.headers, timeout=10).json()
-    totp = pyotp.TOTP(setup["secret"])
-    confirmed = requests.post(
-        f"{base}/auth/2fa/challenge",
-        headers=user.headers,
-        json={"challengeId": setup["challengeId"], "verificationCode": totp.now()},
-        timeout=10,
-    )
-    assert confirmed.status_code == 200, confirmed.text
-    return totp
-
-
 def login_challenge(base: str, user: ServerUser) -> str:
     credentials = {"username": user.username, "password": user.password}
     response = requests.post(f"{base}/auth/login", json=credentials, timeout=10)
@@ -148,7 +135,7 @@ def test_both_processes_answering_one_login_challenge_make_one_login(
 ) -> None:
     for _ in range(3):
         user = server_user(servers[0])
-        totp = connect(servers[0], user)
+        totp = connect_over_http(servers[0], user.headers)
         challenge = login_challenge(servers[1], user)
         # The next step's code: the setup spent this one.
         statuses = race_answers(servers * 2, challenge, totp.at(time.time() + 30))
@@ -160,7 +147,7 @@ def test_the_processes_share_attempt_counters(
     servers: list[str], server_user: Callable[[str], ServerUser], local_app: Flask
 ) -> None:
     user = server_user(servers[0])
-    totp = connect(servers[0], user)
+    totp = connect_over_http(servers[0], user.headers)
     challenge = login_challenge(servers[0], user)
     window = {totp.at(time.time() + 30 * offset) for offset in (-1, 0, 1, 2)}
     wrong = next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in window)

@@ -17,7 +17,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import pyotp
 import pytest
 import requests
 from flask import Flask
@@ -28,6 +27,7 @@ from helpers import add_user
 from helpers import answer
 from helpers import code_for
 from helpers import connect
+from helpers import connect_over_http
 from helpers import failures_of
 from helpers import integrator_server
 from helpers import login_challenge
@@ -120,15 +120,7 @@ def test_parallel_wrong_answers_on_several_processes_check_no_more_codes_than_th
     url, local = server
     user = add_user(local)
     # The server runs on the real clock: set up through it, with its codes.
-    setup = requests.post(f"{url}/auth/2fa", headers=user.headers, timeout=10).json()
-    totp = pyotp.TOTP(setup["secret"])
-    confirmed = requests.post(
-        f"{url}/auth/2fa/challenge",
-        headers=user.headers,
-        json={"challengeId": setup["challengeId"], "verificationCode": totp.now()},
-        timeout=10,
-    )
-    assert confirmed.status_code == 200, confirmed.text
+    totp = connect_over_http(url, user.headers)
     credentials = {"username": user.username, "password": user.password}
     challenge_id = requests.post(f"{url}/auth/login", json=credentials, timeout=10).json()["2fa"]
     window = {totp.at(time.time() + offset) for offset in range(-60, 120, 30)}

@@ -30,6 +30,7 @@ from helpers import TestUser
 from helpers import add_user
 from helpers import answer
 from helpers import challenge_attempts
+from helpers import connect_over_http
 from helpers import count
 from helpers import credential_value
 from helpers import credentials_locked
@@ -43,20 +44,6 @@ MakeApp = Callable[..., Flask]
 #: Sync workers: each has one answer in flight, the others wait in the listening socket.
 WORKERS = 4
 KILLED = "killed"
-
-
-def set_up(base: str, user: TestUser) -> pyotp.TOTP:
-    """Set up and confirm 2FA over HTTP; the user's authenticator."""
-    setup = requests.post(f"{base}/auth/2fa", headers=user.headers, timeout=10).json()
-    totp = pyotp.TOTP(setup["secret"])
-    confirmed = requests.post(
-        f"{base}/auth/2fa/challenge",
-        headers=user.headers,
-        json={"challengeId": setup["challengeId"], "verificationCode": totp.now()},
-        timeout=10,
-    )
-    assert confirmed.status_code == 200, confirmed.text
-    return totp
 
 
 def next_step(totp: pyotp.TOTP) -> tuple[int, str]:
@@ -140,7 +127,7 @@ def test_a_worker_killed_mid_answer_leaves_no_half_spent_state(
     users = [add_user(local) for _ in range(WORKERS)]
     token = integrator_of(local).Token
     with integrator_process(local, str(tmp_path), f"--workers={WORKERS}") as served:
-        totps = {user.id: set_up(served.url, user) for user in users}
+        totps = {user.id: connect_over_http(served.url, user.headers) for user in users}
         setup_steps = {
             user.id: credential_value(local, user.id, "last_used_step") for user in users
         }
