@@ -280,3 +280,21 @@ def test_login_with_a_recovery_code_works_with_the_keyboard_alone(
     page.keyboard.press("Enter")
     page.wait_for_url(f"{server.url}/settings")
     assert page.locator("#username").inner_text() == server.username
+
+
+@pytest.mark.parametrize("locale", ["da-DK", "de-DE"])
+def test_translated_login_page_has_no_serious_or_critical_axe_violation(
+    server: Server, browser: Any, locale: str
+) -> None:
+    """The page in the browser's language says which language it is in (screen readers read
+    it with that voice), and the translation breaks no rule."""
+    context = browser.new_context(locale=locale)
+    page = context.new_page()
+    page.goto(f"{server.url}/login")
+    language = page.evaluate("() => document.documentElement.lang")
+    results = Axe().run(page).response
+    context.close()
+    assert language == locale[:2]
+    assert results["passes"], "axe checked nothing"
+    violations = blocking_violations(results)
+    assert not violations, report(violations)
