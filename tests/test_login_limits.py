@@ -185,6 +185,7 @@ def test_forgiven_counters_are_removed(app: Flask, client: FlaskClient, clock: F
     assert len(_counters(app)) == 3  # alice's three went; bob's three came
 
 
+@pytest.mark.race
 @pytest.mark.app_config(**BACKOFF)
 def test_a_parallel_burst_gets_no_more_guesses_than_a_sequence(app: Flask, user: TestUser) -> None:
     """Twelve wrong passwords at once: two are checked, as one after the other; every other one
@@ -241,6 +242,7 @@ def test_too_many_attempts_is_the_public_error(app: Flask) -> None:
     assert refused.value.retry_after == 1
 
 
+@pytest.mark.race
 @pytest.mark.app_config(UCLOUD_2FA_BACKOFF_MAX=1, UCLOUD_2FA_LOGIN_ADDRESS_FORGIVE=1)
 def test_parallel_attempts_of_many_users_and_addresses_never_fail(
     app: Flask, clock: FakeClock
