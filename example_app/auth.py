@@ -100,11 +100,11 @@ def login() -> ResponseReturnValue:
     if credentials is None:
         why = "Send username and password, as a JSON object or form fields."
         return error_response(InvalidRequest(why))
-    user = authenticate(*credentials)  # TooManyAttempts answers 429 with Retry-After
-    if user is None:
+    user_id = authenticate(*credentials)  # TooManyAttempts answers 429 with Retry-After
+    if user_id is None:
         return error_response(InvalidCredentials())
     # The first factor passed: the extension decides whether a second one is needed.
-    return two_factor.login(user.id)
+    return two_factor.login(user_id)
 
 
 def _prefers_html() -> bool:

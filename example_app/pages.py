@@ -147,20 +147,20 @@ def login() -> ResponseReturnValue:
     if not username or not password:
         return _login_page(next_url, username, _("Enter your username and password."), 400)
     try:
-        user = authenticate(username, password)
+        user_id = authenticate(username, password)
     except TooManyAttempts as refused:
         response = _login_page(next_url, username, localized_why(refused), 429)
         response.headers["Retry-After"] = str(refused.retry_after)
         return response
-    if user is None:
+    if user_id is None:
         return _login_page(next_url, username, _("Incorrect username or password."), 401)
-    if current_user.is_authenticated and current_user.id != user.id:
+    if current_user.is_authenticated and current_user.id != user_id:
         # Whoever was logged in before is not any more, also while the second factor is
         # pending. (The CSRF token stays, so the login form still works after going back.)
         # The same user logging in again keeps the session until the new login replaces it.
         log_out()
     return two_factor.login(
-        user.id,
+        user_id,
         state={"browser": True, "next": next_url or url_for("pages.settings")},
         # Asked to log in again (to use the second factor): a remembered browser asks too.
         ignore_remembered=_logging_in_again(),

@@ -15,14 +15,17 @@ from .models import User
 from .ucloud_2fa import two_factor
 
 
-def authenticate(username: str, password: str) -> User | None:
-    """The user with this username and password, or ``None``.
+def authenticate(username: str, password: str) -> int | None:
+    """The id of the user with this username and password, or ``None``. The id, read before
+    the refund's commit expires the user's row, so that nothing loads it again.
 
     :raises TooManyAttempts: too many recent failures for this user at this address, for this
         address, or for this user (429 with ``Retry-After``); the password was not checked.
     """
     attempt = two_factor.limit_password_attempt(username, request.remote_addr)
     user = User.authenticate(username, password)
-    if user is not None:
-        attempt.succeeded()
-    return user
+    if user is None:
+        return None
+    user_id: int = user.id
+    attempt.succeeded()
+    return user_id

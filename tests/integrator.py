@@ -36,6 +36,7 @@ from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import relationship
 from werkzeug.security import check_password_hash
 
+from flask_ucloud_2fa import InvalidRequest
 from flask_ucloud_2fa import LoginCompleted
 from flask_ucloud_2fa import TwoFactor
 from flask_ucloud_2fa import TwoFactorError
@@ -53,12 +54,6 @@ class InvalidCredentials(TwoFactorError):
     status_code = 401
     error_code = "INVALID_CREDENTIALS"
     why = "Incorrect username or password."
-
-
-class MalformedLogin(TwoFactorError):
-    status_code = 400
-    error_code = "BAD_REQUEST"
-    why = "Send a JSON object with username and password."
 
 
 @dataclass(frozen=True)
@@ -158,7 +153,8 @@ def create_app(
         if not isinstance(body, dict) or not all(
             isinstance(body.get(key), str) for key in ("username", "password")
         ):
-            return error_response(MalformedLogin())
+            why = "Send a JSON object with username and password."
+            return error_response(InvalidRequest(why))
         # Reserved before the hash is checked; TooManyAttempts answers 429 with Retry-After.
         attempt = two_factor.limit_password_attempt(body["username"], request.remote_addr)
         user = db.session.execute(

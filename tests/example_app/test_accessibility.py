@@ -242,9 +242,8 @@ def tab_to(page: Any, selector: str, presses: int = 12) -> None:
     raise AssertionError(f"Tab never reached {selector}; the focus is on {focused(page)}")
 
 
-def test_login_with_a_code_works_with_the_keyboard_alone(
-    server: Server, journey: Journey, page: Any
-) -> None:
+def password_with_the_keyboard(page: Any, server: Server) -> None:
+    """Log in with the password, with the keyboard alone, up to the challenge page."""
     page.goto(f"{server.url}/login")
     tab_to(page, "#username")
     page.keyboard.type(server.username)
@@ -252,6 +251,12 @@ def test_login_with_a_code_works_with_the_keyboard_alone(
     page.keyboard.type(server.password)
     page.keyboard.press("Enter")
     page.wait_for_url(f"{server.url}/auth/2fa?challengeId=**")
+
+
+def test_login_with_a_code_works_with_the_keyboard_alone(
+    server: Server, journey: Journey, page: Any
+) -> None:
+    password_with_the_keyboard(page, server)
 
     tab_to(page, "#verification-code")
     page.keyboard.type(fresh_code(journey.totp, server.clock))
@@ -264,13 +269,7 @@ def test_login_with_a_code_works_with_the_keyboard_alone(
 def test_login_with_a_recovery_code_works_with_the_keyboard_alone(
     server: Server, journey: Journey, page: Any
 ) -> None:
-    page.goto(f"{server.url}/login")
-    tab_to(page, "#username")
-    page.keyboard.type(server.username)
-    tab_to(page, "#password")
-    page.keyboard.type(server.password)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{server.url}/auth/2fa?challengeId=**")
+    password_with_the_keyboard(page, server)
 
     # "Use a recovery code instead" opens with Enter, and its field is next in the Tab order.
     tab_to(page, "details > summary")

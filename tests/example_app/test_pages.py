@@ -184,6 +184,11 @@ def settings_post(client: FlaskClient, path: str, **form: str) -> TestResponse:
     return client.post(path, data={"csrf_token": csrf(client, "/settings"), **form})
 
 
+def confirm(client: FlaskClient, challenge_id: str, code: str) -> TestResponse:
+    """Confirm the setup ``challenge_id`` on the settings page with ``code``."""
+    return settings_post(client, "/settings/2fa/confirm", challengeId=challenge_id, code=code)
+
+
 @pytest.fixture
 def logged_in(client: FlaskClient, user: TestUser) -> TestUser:
     """``user`` logged in through the login page (no 2FA yet)."""
@@ -218,9 +223,7 @@ def connected_in_a_password_session(
     password login; the secret. The clock then moves a step on, so the confirming code is
     spent."""
     secret, challenge_id = set_up()
-    response = settings_post(
-        client, "/settings/2fa/confirm", challengeId=challenge_id, code=code_for(secret, clock)
-    )
+    response = confirm(client, challenge_id, code_for(secret, clock))
     assert response.status_code == 200  # the first recovery codes
     assert len(page(response).text("recovery-codes").split()) == 10
     clock.advance(30)
@@ -486,9 +489,7 @@ def test_confirming_with_the_apps_code_connects(
 ) -> None:
     secret, challenge_id = set_up()
 
-    response = settings_post(
-        client, "/settings/2fa/confirm", challengeId=challenge_id, code=code_for(secret, clock)
-    )
+    response = confirm(client, challenge_id, code_for(secret, clock))
 
     assert response.status_code == 200
     shown = page(response)
@@ -508,9 +509,7 @@ def test_code_typed_with_a_space_is_accepted(
     secret, challenge_id = set_up()
     code = code_for(secret, clock)
 
-    response = settings_post(
-        client, "/settings/2fa/confirm", challengeId=challenge_id, code=f" {code[:3]} {code[3:]} "
-    )
+    response = confirm(client, challenge_id, f" {code[:3]} {code[3:]} ")
 
     assert response.status_code == 200
     assert credential(app, logged_in).connected
@@ -525,9 +524,7 @@ def test_wrong_setup_code_keeps_the_form_without_the_secret(
 ) -> None:
     secret, challenge_id = set_up()
 
-    response = settings_post(
-        client, "/settings/2fa/confirm", challengeId=challenge_id, code=wrong_code(secret, clock)
-    )
+    response = confirm(client, challenge_id, wrong_code(secret, clock))
 
     assert response.status_code == 403
     shown = page(response)
@@ -540,9 +537,7 @@ def test_wrong_setup_code_keeps_the_form_without_the_secret(
     assert secret not in response.get_data(as_text=True)
     assert not credential(app, logged_in).connected
     # The app's entry still works with the same challenge.
-    settings_post(
-        client, "/settings/2fa/confirm", challengeId=challenge_id, code=code_for(secret, clock)
-    )
+    confirm(client, challenge_id, code_for(secret, clock))
     assert credential(app, logged_in).connected
 
 
@@ -556,7 +551,7 @@ def test_malformed_setup_code_is_400_and_not_counted(
 ) -> None:
     _, challenge_id = set_up()
 
-    response = settings_post(client, "/settings/2fa/confirm", challengeId=challenge_id, code=code)
+    response = confirm(client, challenge_id, code)
 
     assert response.status_code == 400
     shown = page(response)
@@ -577,9 +572,9 @@ def test_last_wrong_setup_code_says_start_again(
     secret, challenge_id = set_up()
     wrong = wrong_code(secret, clock)
     for _ in range(4):
-        settings_post(client, "/settings/2fa/confirm", challengeId=challenge_id, code=wrong)
+        confirm(client, challenge_id, wrong)
 
-    response = settings_post(client, "/settings/2fa/confirm", challengeId=challenge_id, code=wrong)
+    response = confirm(client, challenge_id, wrong)
 
     assert response.status_code == 403
     shown = page(response)
@@ -593,9 +588,7 @@ def test_last_wrong_setup_code_says_start_again(
 def test_unknown_setup_challenge_says_start_again(
     app: Flask, client: FlaskClient, logged_in: TestUser, clock: FakeClock, challenge_id: str
 ) -> None:
-    response = settings_post(
-        client, "/settings/2fa/confirm", challengeId=challenge_id, code="123456"
-    )
+    response = confirm(client, challenge_id, "123456")
 
     assert response.status_code == 404
     shown = page(response)
@@ -615,18 +608,8 @@ def test_an_earlier_setup_is_replaced(
     first_secret, first_challenge = set_up()
     second_secret, second_challenge = set_up()
 
-    stale = settings_post(
-        client,
-        "/settings/2fa/confirm",
-        challengeId=first_challenge,
-        code=code_for(first_secret, clock),
-    )
-    fresh = settings_post(
-        client,
-        "/settings/2fa/confirm",
-        challengeId=second_challenge,
-        code=code_for(second_secret, clock),
-    )
+    stale = confirm(client, first_challenge, code_for(first_secret, clock))
+    fresh = confirm(client, second_challenge, code_for(second_secret, clock))
 
     assert stale.status_code == 404
     assert fresh.status_code == 200
@@ -704,9 +687,7 @@ def test_the_first_recovery_codes_download_as_a_text_file(
 ) -> None:
     secret, challenge_id = set_up()
 
-    response = settings_post(
-        client, "/settings/2fa/confirm", challengeId=challenge_id, code=code_for(secret, clock)
-    )
+    response = confirm(client, challenge_id, code_for(secret, clock))
 
     codes = page(response).text("recovery-codes").split()
     assert downloaded_text(response) == "\n".join(
@@ -752,12 +733,7 @@ def test_setup_code_of_a_phone_whose_clock_is_off_says_how_far(
 ) -> None:
     secret, challenge_id = set_up()
 
-    response = settings_post(
-        client,
-        "/settings/2fa/confirm",
-        challengeId=challenge_id,
-        code=code_for(secret, clock, offset_steps),
-    )
+    response = confirm(client, challenge_id, code_for(secret, clock, offset_steps))
 
     assert response.status_code == 403
     assert page(response).text("problem") == (
@@ -783,7 +759,7 @@ def test_setup_code_further_than_ten_minutes_away_says_nothing_of_the_clock(
         if code not in nearby
     )
 
-    response = settings_post(client, "/settings/2fa/confirm", challengeId=challenge_id, code=far)
+    response = confirm(client, challenge_id, far)
 
     assert response.status_code == 403
     assert page(response).text("problem") == (
@@ -816,12 +792,7 @@ def test_setup_form_does_not_answer_a_login_challenge(
     ).json["2fa"]
     tokens_before = count(app, Token)
 
-    response = settings_post(
-        client,
-        "/settings/2fa/confirm",
-        challengeId=login_challenge,
-        code=code_for(connected, clock),
-    )
+    response = confirm(client, login_challenge, code_for(connected, clock))
 
     assert response.status_code == 404
     assert count(app, Token) == tokens_before
@@ -948,7 +919,14 @@ def test_disabling_without_2fa_is_409(
     "token", [None, "", "forged", "é"], ids=["missing", "empty", "wrong", "non-ascii"]
 )
 @pytest.mark.parametrize(
-    "path", ["/settings/2fa/setup", "/settings/2fa/disable", "/settings/2fa/recovery-codes"]
+    "path",
+    [
+        "/settings/2fa/setup",
+        "/settings/2fa/disable",
+        "/settings/2fa/recovery-codes",
+        "/settings/browsers/1/forget",
+        "/settings/browsers/forget",
+    ],
 )
 def test_settings_forms_without_the_csrf_token_are_400_and_change_nothing(
     app: Flask,
